@@ -1,1 +1,178 @@
+/*
+ * Strict base64url (RFC 4648 section 5) without padding, as JOSE uses it
+ * (RFC 7515 section 2).  Decoding accepts exactly one spelling of each
+ * byte string: padding, the standard alphabet's '+' and '/', whitespace,
+ * impossible lengths and non-zero trailing bits are all rejected, so that
+ * two different strings never decode to the same bytes.
+ */
 #include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include <agentid/jose.h>
+
+#include "internal.h"
+
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/*
+ * Decoding table: 1 + the sextet value for alphabet characters, 0 for
+ * everything else (so a zero-initialised entry can never be valid).
+ */
+static const unsigned char b64url_rev[256] = {
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, 63,  0,  0,
+	53, 54, 55, 56, 57, 58, 59, 60, 61, 62,  0,  0,  0,  0,  0,  0,
+	 0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14, 15,
+	16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,  0,  0,  0,  0, 64,
+	 0, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41,
+	42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+};
+
+AGENTID_EXPORT size_t
+agentid_b64url_encoded_len(size_t n)
+{
+	size_t rem = n % 3;
+
+	return (n / 3) * 4 + (rem == 0 ? 0 : rem + 1);
+}
+
+AGENTID_EXPORT size_t
+agentid_b64url_decoded_max(size_t n)
+{
+	return (n / 4) * 3 + ((n % 4) * 3) / 4;
+}
+
+AGENTID_EXPORT int
+agentid_b64url_encode(const unsigned char *in, size_t n, char *out, size_t outsz, size_t *outlen)
+{
+	size_t need, i, o = 0;
+	uint32_t v;
+
+	if (outlen != NULL)
+		*outlen = 0;
+	if (out == NULL || (in == NULL && n != 0))
+		return AGENTID_EINVAL;
+	if (n > (SIZE_MAX / 4) * 3 - 3)
+		return AGENTID_ERANGE;
+	need = agentid_b64url_encoded_len(n);
+	if (outsz < need + 1) {
+		if (outsz > 0)
+			out[0] = '\0';
+		return AGENTID_ERANGE;
+	}
+	for (i = 0; i + 3 <= n; i += 3) {
+		v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8) | in[i + 2];
+		out[o++] = b64url_alphabet[(v >> 18) & 0x3f];
+		out[o++] = b64url_alphabet[(v >> 12) & 0x3f];
+		out[o++] = b64url_alphabet[(v >> 6) & 0x3f];
+		out[o++] = b64url_alphabet[v & 0x3f];
+	}
+	if (n - i == 1) {
+		v = (uint32_t)in[i] << 16;
+		out[o++] = b64url_alphabet[(v >> 18) & 0x3f];
+		out[o++] = b64url_alphabet[(v >> 12) & 0x3f];
+	} else if (n - i == 2) {
+		v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8);
+		out[o++] = b64url_alphabet[(v >> 18) & 0x3f];
+		out[o++] = b64url_alphabet[(v >> 12) & 0x3f];
+		out[o++] = b64url_alphabet[(v >> 6) & 0x3f];
+	}
+	out[o] = '\0';
+	if (outlen != NULL)
+		*outlen = o;
+	return 0;
+}
+
+AGENTID_EXPORT int
+agentid_b64url_encode_alloc(const unsigned char *in, size_t n, char **out)
+{
+	size_t need;
+	char *p;
+	int r;
+
+	if (out == NULL)
+		return AGENTID_EINVAL;
+	*out = NULL;
+	if (n > (SIZE_MAX / 4) * 3 - 3)
+		return AGENTID_ERANGE;
+	need = agentid_b64url_encoded_len(n) + 1;
+	if ((p = agentid_malloc(need)) == NULL)
+		return AGENTID_ENOMEM;
+	if ((r = agentid_b64url_encode(in, n, p, need, NULL)) != 0) {
+		agentid_free(p);
+		return r;
+	}
+	*out = p;
+	return 0;
+}
+
+/* Maps one character to its sextet; returns 0 when it is outside the alphabet. */
+static inline int
+sextet(unsigned char ch, unsigned *v)
+{
+	unsigned t = b64url_rev[ch];
+
+	*v = t - 1;
+	return t != 0;
+}
+
+AGENTID_EXPORT int
+agentid_b64url_decode(const char *in, size_t n, unsigned char *out, size_t outsz, size_t *outlen)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	unsigned c0, c1, c2, c3;
+	size_t i, o = 0, rem;
+
+	if (outlen != NULL)
+		*outlen = 0;
+	if (in == NULL && n != 0)
+		return AGENTID_EINVAL;
+	rem = n % 4;
+	if (rem == 1)
+		return AGENTID_EINVAL;
+	if (outsz < agentid_b64url_decoded_max(n) || (out == NULL && n != 0))
+		return AGENTID_ERANGE;
+	for (i = 0; i + 4 <= n; i += 4) {
+		if (!sextet(s[i], &c0) || !sextet(s[i + 1], &c1) || !sextet(s[i + 2], &c2) ||
+		    !sextet(s[i + 3], &c3))
+			goto bad;
+		out[o++] = (unsigned char)((c0 << 2) | (c1 >> 4));
+		out[o++] = (unsigned char)((c1 << 4) | (c2 >> 2));
+		out[o++] = (unsigned char)((c2 << 6) | c3);
+	}
+	if (rem == 2) {
+		/* The last character carries 4 unused bits that must be zero. */
+		if (!sextet(s[i], &c0) || !sextet(s[i + 1], &c1) || (c1 & 0x0f) != 0)
+			goto bad;
+		out[o++] = (unsigned char)((c0 << 2) | (c1 >> 4));
+	} else if (rem == 3) {
+		/* The last character carries 2 unused bits that must be zero. */
+		if (!sextet(s[i], &c0) || !sextet(s[i + 1], &c1) || !sextet(s[i + 2], &c2) ||
+		    (c2 & 0x03) != 0)
+			goto bad;
+		out[o++] = (unsigned char)((c0 << 2) | (c1 >> 4));
+		out[o++] = (unsigned char)((c1 << 4) | (c2 >> 2));
+	}
+	if (outlen != NULL)
+		*outlen = o;
+	return 0;
+bad:
+	/* Leave no partial plaintext (it may be key material) behind. */
+	if (o != 0)
+		OPENSSL_cleanse(out, o);
+	return AGENTID_EINVAL;
+}
