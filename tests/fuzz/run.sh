@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (-fsanitize=fuzzer,address,undefined) and runs them.
+#
+#   run.sh SRCDIR BUILDDIR smoke [SECONDS]        every target for SECONDS (default 20) each
+#   run.sh SRCDIR BUILDDIR run TARGET SECONDS     one target for a longer campaign
+#
+# Crashes are written to BUILDDIR/fuzz/crashes/<target>/; copy each into the unit tests as a
+# regression vector.  The corpus grows in BUILDDIR/fuzz/corpus/<target>/ (seeds are read from
+# tests/fuzz/corpus/<target>/ and never written).
+set -euo pipefail
+src=$1 build=$2 mode=$3
+out="$build/fuzz"
+mkdir -p "$out"
+cc=${FUZZ_CC:-clang}
+command -v "$cc" >/dev/null || { echo "fuzz: $cc not found; skipping" >&2; exit 0; }
+
+libs="$(pkg-config --libs libcrypto libssl jansson libcurl zlib) -lpthread"
+cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+	-I$src/include -I$src/core -I$build $(pkg-config --cflags jansson libcrypto)"
+extra_cflags=${FUZZ_EXTRA_CFLAGS:-}
+
+# The library is compiled into each target so that all of it is instrumented.
+lib_srcs=$(ls "$src"/core/*.c "$src"/spiffe/*.c)
+objdir="$out/obj"
+mkdir -p "$objdir"
+build_lib() {
+	local f o
+	for f in $lib_srcs; do
+		o="$objdir/$(basename "$(dirname "$f")")_$(basename "$f" .c).o"
+		if [ ! -f "$o" ] || [ "$f" -nt "$o" ]; then
+			# shellcheck disable=SC2086
+			"$cc" $cflags $extra_cflags -fsanitize=fuzzer-no-link -c "$f" -o "$o"
+		fi
+	done
+}
+build_target() {
+	local t=$1
+	# shellcheck disable=SC2086
+	"$cc" $cflags $extra_cflags "$src/tests/fuzz/$t.c" "$objdir"/*.o $libs -o "$out/$t"
+}
+run_target() {
+	local t=$1 secs=$2 corpus="$out/corpus/$1" seeds="$src/tests/fuzz/corpus/$1"
+	local dict=() crashdir="$out/crashes/$t"
+	mkdir -p "$corpus" "$crashdir"
+	[ -f "$src/tests/fuzz/$t.dict" ] && dict=(-dict="$src/tests/fuzz/$t.dict")
+	[ -d "$seeds" ] || seeds=
+	echo "fuzz: $t for ${secs}s"
+	"$out/$t" "${dict[@]}" -max_total_time="$secs" -max_len=20000 -timeout=10 -rss_limit_mb=2048 \
+		-print_final_stats=1 -artifact_prefix="$crashdir/" "$corpus" $seeds 2>"$out/$t.log" || {
+		tail -n 40 "$out/$t.log"; echo "fuzz: $t FAILED (artifacts in $crashdir)"; return 1; }
+	grep -E '^stat::number_of_executed_units' "$out/$t.log" | sed "s/^/fuzz: $t /"
+}
+
+targets=$(cd "$src/tests/fuzz" && ls fuzz_*.c | sed 's/\.c$//')
+build_lib
+case "$mode" in
+smoke)
+	secs=${4:-20}
+	failed=0 passed=0
+	for t in $targets; do
+		build_target "$t"
+		if run_target "$t" "$secs"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+	done
+	echo "fuzz-smoke: $passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	;;
+run)
+	t=$4 secs=${5:-600}
+	build_target "$t"
+	run_target "$t" "$secs"
+	;;
+*) echo "usage: run.sh SRCDIR BUILDDIR smoke|run ..." >&2; exit 2 ;;
+esac
