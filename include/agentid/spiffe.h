@@ -41,12 +41,12 @@ int agentid_spiffe_id_parse(const char *s, size_t len, struct agentid_spiffe_id 
 /* Validates a bare trust domain name ("example.org"). */
 int agentid_trust_domain_validate(const char *td, size_t len, struct agentid_error *err);
 
-/* ---- ID patterns (for policy) ----
- *   "spiffe://td/a/b"    exactly that ID
- *   "spiffe://td/a/*"    any ID strictly below /a (one or more further segments)
- *   "spiffe://td/*"      any ID in trust domain td (including spiffe://td)
- *   "*"                  any valid SPIFFE ID
- */
+/* ---- ID patterns (for policy) ---- */
+/* (Line comments here: a slash-star inside a block comment trips -Wcomment.) */
+//   "spiffe://td/a/b"    exactly that ID
+//   "spiffe://td/a/*"    any ID strictly below /a (one or more further segments)
+//   "spiffe://td/*"      any ID in trust domain td (including spiffe://td)
+//   "*"                  any valid SPIFFE ID
 struct agentid_spiffe_pattern;
 
 int agentid_spiffe_pattern_parse(const char *s, size_t len, struct agentid_spiffe_pattern **out,
@@ -69,8 +69,8 @@ void agentid_spiffe_patterns_free(struct agentid_spiffe_patterns *ps);
 /*
  * A trust domain's bundle: JWT authorities (keys with use "jwt-svid",
  * which must carry a kid) and X.509 authorities (keys with use
- * "x509-svid", one certificate in x5c), spiffe_sequence and
- * spiffe_refresh_hint.  A plain JWK Set (keys without "use", or use
+ * "x509-svid", one certificate in x5c; per X509-SVID.md 6.2 further x5c
+ * entries are ignored), spiffe_sequence and spiffe_refresh_hint.  A plain JWK Set (keys without "use", or use
  * "sig") is accepted too: its keys become JWT authorities.  Unknown kty and
  * unknown use are ignored; an empty "keys" array trusts nothing.
  *
@@ -84,6 +84,9 @@ struct agentid_bundle;
 int agentid_bundle_new(const char *td, struct agentid_bundle **out);
 int agentid_bundle_parse(const char *td, const char *json, size_t len,
     struct agentid_bundle **out, struct agentid_error *err);
+/* The same from an already parsed JSON document (root is not modified or kept). */
+int agentid_bundle_parse_json(const char *td, const json_t *root, struct agentid_bundle **out,
+    struct agentid_error *err);
 /* Reads a JSON bundle/JWKS, or a PEM file of CA certificates (X.509 authorities only). */
 int agentid_bundle_load_file(const char *td, const char *path, struct agentid_bundle **out,
     struct agentid_error *err);
@@ -116,7 +119,9 @@ const struct agentid_bundle *agentid_trust_get(const struct agentid_trust *t, si
 /*
  * JWT key lookup.  With td != NULL, only that trust domain's bundle is
  * searched (a JWT-SVID is verified only with keys of its own trust domain).
- * With td == NULL, unbound bundles are searched first, then every bundle.
+ * With td == NULL, only unbound bundles (issuer keys, e.g. an exchange
+ * server's JWKS) are searched: a trust domain's JWT-SVID authority must not
+ * be able to mint access tokens.
  */
 const struct agentid_key *agentid_trust_find_jwt_key(const struct agentid_trust *t,
     const char *td, size_t td_len, const char *kid, size_t kid_len);
@@ -152,10 +157,19 @@ struct agentid_svid_files {
 	const char *key_file;        /* private key PEM, default "svid_key.pem" */
 	const char *bundle_file;     /* X.509 bundle PEM, default "svid_bundle.pem" */
 	const char *jwt_svid_file;   /* JWT-SVID, default "jwt_svid.token" */
-	const char *jwt_bundle_file; /* JWT bundle JSON, default "jwt_bundle.json" */
+	const char *jwt_bundle_file; /* JWT bundle JSON, default "jwt_bundle.json" (see below) */
 	const char *trust_domain;    /* NULL: taken from the SVID's ID */
 };
 
+/*
+ * The JWT bundle file is either what spiffe-helper writes, a JSON object
+ * mapping each trust domain name to the standard base64 of its JWK Set
+ * (an object value is taken as the JWK Set itself), or a single JWK Set /
+ * SPIFFE bundle, bound to trust_domain or else the SVID's trust domain
+ * (unbound when neither is known).  The X.509 bundle file may hold federated
+ * trust domains' authorities too; each certificate goes to the trust domain
+ * of its spiffe:// URI SAN, the others to the SVID's own.
+ */
 struct agentid_svid_source;
 
 /* Reads whatever of the files exists (at least one must). */

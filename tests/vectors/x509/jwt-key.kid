@@ -1,0 +1,1 @@
+Xr2VMiP6AkTRjVnd-Ec2o1urUMlcmRmW9XqmSQ-Uukw
