@@ -172,8 +172,11 @@ agentid_buf_steal(struct agentid_buf *b, size_t *len)
 {
 	char *p;
 
-	if (b->data == NULL && buf_reserve(b, 0) != 0)
-		return NULL;
+	if (b->data == NULL) {
+		if (buf_reserve(b, 0) != 0)
+			return NULL;
+		b->data[0] = '\0';
+	}
 	p = b->data;
 	if (len != NULL)
 		*len = b->len;

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/types.h>
 
 #include <agentid/verify.h>
 
@@ -115,8 +116,8 @@ agentid_scopes_free(struct agentid_scopes *s)
 }
 
 AGENTID_EXPORT int
-agentid_scopes_parse(const char *str, size_t len, struct agentid_scopes **out,
-    struct agentid_error *err)
+agentid_scopes_parse(
+    const char *str, size_t len, struct agentid_scopes **out, struct agentid_error *err)
 {
 	struct agentid_scopes *s = NULL;
 	size_t start, i;
@@ -140,8 +141,8 @@ agentid_scopes_parse(const char *str, size_t len, struct agentid_scopes **out,
 		if (i < len && str[i] != ' ')
 			continue;
 		if (i == start) {
-			r = agentid_error_set(err, AGENTID_R_BAD_CLAIM,
-			    "scope has an empty token at offset %zu", i);
+			r = agentid_error_set(
+			    err, AGENTID_R_BAD_CLAIM, "scope has an empty token at offset %zu", i);
 			goto out;
 		}
 		if (!scope_token_ok(str + start, i - start)) {
@@ -151,8 +152,8 @@ agentid_scopes_parse(const char *str, size_t len, struct agentid_scopes **out,
 		}
 		if ((r = scopes_append(s, str + start, i - start)) != 0) {
 			if (r == AGENTID_ERANGE)
-				r = agentid_error_set(err, AGENTID_R_TOO_LARGE,
-				    "more than %d scopes", SCOPES_MAX);
+				r = agentid_error_set(
+				    err, AGENTID_R_TOO_LARGE, "more than %d scopes", SCOPES_MAX);
 			goto out;
 		}
 		start = i + 1;
@@ -233,8 +234,8 @@ agentid_scopes_subset(const struct agentid_scopes *a, const struct agentid_scope
 }
 
 AGENTID_EXPORT int
-agentid_scopes_intersect(const struct agentid_scopes *a, const struct agentid_scopes *b,
-    struct agentid_scopes **out)
+agentid_scopes_intersect(
+    const struct agentid_scopes *a, const struct agentid_scopes *b, struct agentid_scopes **out)
 {
 	struct agentid_scopes *s = NULL;
 	size_t i;
@@ -269,11 +270,16 @@ agentid_scopes_to_string(const struct agentid_scopes *s, char **out)
 	*out = NULL;
 	agentid_buf_init(&b, 0);
 	for (i = 0; s != NULL && i < s->n; i++) {
-		if ((i != 0 && (r = agentid_buf_append(&b, " ", 1)) != 0) ||
-		    (r = agentid_buf_append(&b, s->items[i].s, s->items[i].len)) != 0) {
+		if ((i != 0 && (r = agentid_buf_append(&b, " ", 1)) != 0)
+		    || (r = agentid_buf_append(&b, s->items[i].s, s->items[i].len)) != 0) {
 			agentid_buf_free(&b);
 			return r;
 		}
+	}
+	/* An empty append leaves a terminated buffer even when nothing was added. */
+	if ((r = agentid_buf_append(&b, "", 0)) != 0) {
+		agentid_buf_free(&b);
+		return r;
 	}
 	if ((*out = agentid_buf_steal(&b, NULL)) == NULL)
 		return AGENTID_ENOMEM;

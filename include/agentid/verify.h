@@ -34,6 +34,9 @@ struct agentid_scopes;
  * Parses a space-delimited scope string.  Each token is one or more of
  * %x21 / %x23-5B / %x5D-7E; tokens are separated by exactly one space, with
  * no leading or trailing space.  An empty string is an empty set.
+ * Rejections: BAD_CLAIM (syntax), TOO_LARGE (more than 256 distinct scopes
+ * or 4096 bytes).  agentid_scopes_add() ignores a duplicate and returns
+ * AGENTID_EINVAL for a malformed token, AGENTID_ERANGE past the limits.
  */
 int agentid_scopes_parse(const char *s, size_t len, struct agentid_scopes **out,
     struct agentid_error *err);
@@ -100,7 +103,8 @@ const char *agentid_profile_name(enum agentid_profile p);
 struct agentid_verifier_config {
 	enum agentid_profile profile;
 	struct agentid_trust *trust;             /* required; the verifier takes a reference */
-	const char *const *issuers;              /* iss must equal one (access: required) */
+	const char *const *issuers;              /* iss must equal one (access: required); when set,
+	                                          * tokens of both profiles must carry iss */
 	size_t n_issuers;
 	const char *const *audiences;            /* aud must contain one of these (required) */
 	size_t n_audiences;
@@ -117,7 +121,9 @@ struct agentid_verifier_config {
 	size_t n_allow_actors;
 	const char *const *allow_agents;         /* the current actor must match (patterns) */
 	size_t n_allow_agents;
-	const char *const *allow_subjects;       /* sub must match (patterns) */
+	const char *const *allow_subjects;       /* sub must match: SPIFFE patterns; an entry not
+	                                          * starting with "spiffe:" is an exact literal for
+	                                          * non-SPIFFE subjects, which also match "*" */
 	size_t n_allow_subjects;
 	const char *const *required_claims;      /* must be present */
 	size_t n_required_claims;
@@ -132,7 +138,13 @@ void agentid_verifier_config_init(struct agentid_verifier_config *cfg);
 
 struct agentid_verifier;
 
-/* Copies everything out of cfg; compiles patterns.  Errors: AGENTID_EINVAL with err detail. */
+/*
+ * Copies everything out of cfg; compiles patterns.  Errors: AGENTID_EINVAL
+ * with err detail and reason MALFORMED (BAD_SPIFFE_ID for a bad pattern):
+ * trust and audiences are required, issuers too for the access profile,
+ * and algs must be a subset of the profile's algorithms (never EdDSA for
+ * JWT-SVIDs).
+ */
 int agentid_verifier_new(const struct agentid_verifier_config *cfg, struct agentid_verifier **out,
     struct agentid_error *err);
 void agentid_verifier_free(struct agentid_verifier *v);
@@ -142,7 +154,16 @@ struct agentid_token;
 /*
  * Verifies token at time now.  0 and *out on success; AGENTID_EREJECTED
  * with err->reason on rejection; AGENTID_ENOMEM etc. on failure (reason
- * INTERNAL).  Never logs the token.
+ * INTERNAL).  Never logs the token.  out may be NULL.
+ *
+ * Details of the order: the profile (for PROFILE_ANY: typ "at+jwt" or
+ * "application/at+jwt" -> access, else jwt-svid) is decided from the
+ * header before the algorithm check; a token without kid is UNKNOWN_KID;
+ * a JWT-SVID's sub (not yet verified) selects the trust domain whose
+ * bundle holds the key (BAD_SPIFFE_ID, UNTRUSTED_DOMAIN), access-token
+ * keys are found with agentid_trust_find_jwt_key(td NULL).  exp, nbf and
+ * iat are JSON numbers; a token is expired when now >= exp + leeway;
+ * fractional times round towards rejection.
  */
 int agentid_verify(const struct agentid_verifier *v, const char *token, size_t len, time_t now,
     struct agentid_token **out, struct agentid_error *err);
