@@ -14,15 +14,16 @@
 
 #include <agentid/jose.h>
 
-#include "internal.h"
+#include "jose_int.h"
 
-static const char b64url_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64url_alphabet[]
+    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /*
  * Decoding table: 1 + the sextet value for alphabet characters, 0 for
  * everything else (so a zero-initialised entry can never be valid).
  */
+/* clang-format off */
 static const unsigned char b64url_rev[256] = {
 	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
 	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
@@ -41,6 +42,7 @@ static const unsigned char b64url_rev[256] = {
 	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
 	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
 };
+/* clang-format on */
 
 AGENTID_EXPORT size_t
 agentid_b64url_encoded_len(size_t n)
@@ -147,8 +149,8 @@ agentid_b64url_decode(const char *in, size_t n, unsigned char *out, size_t outsz
 	if (outsz < agentid_b64url_decoded_max(n) || (out == NULL && n != 0))
 		return AGENTID_ERANGE;
 	for (i = 0; i + 4 <= n; i += 4) {
-		if (!sextet(s[i], &c0) || !sextet(s[i + 1], &c1) || !sextet(s[i + 2], &c2) ||
-		    !sextet(s[i + 3], &c3))
+		if (!sextet(s[i], &c0) || !sextet(s[i + 1], &c1) || !sextet(s[i + 2], &c2)
+		    || !sextet(s[i + 3], &c3))
 			goto bad;
 		out[o++] = (unsigned char)((c0 << 2) | (c1 >> 4));
 		out[o++] = (unsigned char)((c1 << 4) | (c2 >> 2));
@@ -161,8 +163,8 @@ agentid_b64url_decode(const char *in, size_t n, unsigned char *out, size_t outsz
 		out[o++] = (unsigned char)((c0 << 2) | (c1 >> 4));
 	} else if (rem == 3) {
 		/* The last character carries 2 unused bits that must be zero. */
-		if (!sextet(s[i], &c0) || !sextet(s[i + 1], &c1) || !sextet(s[i + 2], &c2) ||
-		    (c2 & 0x03) != 0)
+		if (!sextet(s[i], &c0) || !sextet(s[i + 1], &c1) || !sextet(s[i + 2], &c2)
+		    || (c2 & 0x03) != 0)
 			goto bad;
 		out[o++] = (unsigned char)((c0 << 2) | (c1 >> 4));
 		out[o++] = (unsigned char)((c1 << 4) | (c2 >> 2));
@@ -175,4 +177,102 @@ bad:
 	if (o != 0)
 		OPENSSL_cleanse(out, o);
 	return AGENTID_EINVAL;
+}
+
+/*
+ * Standard base64 with padding (RFC 4648 section 4), as "x5c" uses it
+ * (RFC 7517 section 4.7).  Decoding is as strict as for base64url: the
+ * padding must be exactly right, no whitespace, and no non-zero trailing
+ * bits.  It is implemented by translating to base64url and reusing the
+ * strict decoder above.
+ */
+int
+agentid_b64std_decode_alloc(const char *in, size_t n, unsigned char **out, size_t *outlen)
+{
+	unsigned char *res = NULL;
+	char *tmp = NULL;
+	size_t i, data_len, pad = 0, rlen = 0;
+	int r;
+
+	*out = NULL;
+	*outlen = 0;
+	if (in == NULL || n % 4 != 0)
+		return AGENTID_EINVAL;
+	while (pad < 2 && pad < n && in[n - 1 - pad] == '=')
+		pad++;
+	data_len = n - pad;
+	if ((tmp = agentid_malloc(data_len + 1)) == NULL)
+		return AGENTID_ENOMEM;
+	for (i = 0; i < data_len; i++) {
+		switch (in[i]) {
+		case '+':
+			tmp[i] = '-';
+			break;
+		case '/':
+			tmp[i] = '_';
+			break;
+		case '-':
+		case '_':
+		case '=':
+			r = AGENTID_EINVAL;
+			goto out;
+		default:
+			tmp[i] = in[i];
+			break;
+		}
+	}
+	/* The amount of padding must match the length of the data exactly. */
+	if ((4 - data_len % 4) % 4 != pad) {
+		r = AGENTID_EINVAL;
+		goto out;
+	}
+	if ((res = agentid_malloc(agentid_b64url_decoded_max(data_len) + 1)) == NULL) {
+		r = AGENTID_ENOMEM;
+		goto out;
+	}
+	if ((r = agentid_b64url_decode(
+	         tmp, data_len, res, agentid_b64url_decoded_max(data_len) + 1, &rlen))
+	    != 0)
+		goto out;
+	*out = res;
+	*outlen = rlen;
+	res = NULL;
+	r = 0;
+out:
+	agentid_free(res);
+	agentid_free(tmp);
+	return r;
+}
+
+int
+agentid_b64std_encode_alloc(const unsigned char *in, size_t n, char **out)
+{
+	size_t i, len, pad;
+	char *p = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = agentid_b64url_encode_alloc(in, n, &p)) != 0)
+		return r;
+	len = strlen(p);
+	pad = (4 - len % 4) % 4;
+	if (pad != 0) {
+		char *q;
+
+		if ((q = agentid_realloc(p, len + pad + 1)) == NULL) {
+			agentid_free(p);
+			return AGENTID_ENOMEM;
+		}
+		p = q;
+		memset(p + len, '=', pad);
+		p[len + pad] = '\0';
+	}
+	for (i = 0; i < len; i++) {
+		if (p[i] == '-')
+			p[i] = '+';
+		else if (p[i] == '_')
+			p[i] = '/';
+	}
+	*out = p;
+	return 0;
 }

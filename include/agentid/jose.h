@@ -85,13 +85,29 @@ int agentid_json_parse(const char *s, size_t len, int max_depth, json_t **out,
 
 struct agentid_key;
 
-/* Parses one JWK (public, or private with "d") into a key. Unknown kty -> AGENTID_EUNSUPPORTED. */
+/*
+ * Parses one JWK (public, or private with "d") into a key. Unknown kty,
+ * curve, or a JWK "alg" we do not implement (e.g. RSA-OAEP) ->
+ * AGENTID_EUNSUPPORTED.  Weak or malformed keys (RSA < 2048 bits, EC
+ * coordinates not full length or not on the curve, RSA members with
+ * leading zero octets, private parts not matching) -> AGENTID_EREJECTED
+ * with BAD_KEY (BAD_ENCODING for bad base64url); an "x5c" certificate
+ * whose key differs from the JWK's -> KEY_MISMATCH.
+ */
 int agentid_key_from_jwk(const json_t *jwk, struct agentid_key **out, struct agentid_error *err);
-/* Parses a PEM private key, public key or certificate (its public key; the certificate is kept). */
+/*
+ * Parses a PEM private key, public key or certificate (its public key; the
+ * certificate is kept, further certificates become the chain).  Encrypted
+ * private keys are refused (BAD_KEY); no passphrase is ever prompted for.
+ */
 int agentid_key_from_pem(const char *pem, size_t len, struct agentid_key **out,
     struct agentid_error *err);
+/* A JWK (the file starts with '{') or PEM, as above; a missing file -> AGENTID_ENOTFOUND. */
 int agentid_key_load_file(const char *path, struct agentid_key **out, struct agentid_error *err);
-/* Takes its own reference on pkey. */
+/*
+ * Takes its own reference on pkey.  Other key types -> AGENTID_EUNSUPPORTED;
+ * RSA < 2048 bits -> AGENTID_EREJECTED.
+ */
 int agentid_key_from_evp(EVP_PKEY *pkey, struct agentid_key **out);
 /* Generates a fresh key for alg (P-256/384/521, RSA-3072 for RS/PS, Ed25519). */
 int agentid_key_generate(enum agentid_alg alg, struct agentid_key **out);
@@ -117,7 +133,8 @@ int agentid_key_is_private(const struct agentid_key *key);
 /*
  * 1 when the key may verify/sign alg: EC curve must match (P-256 for
  * ES256, ...), RSA modulus >= 2048 bits for RS and PS, Ed25519 for EdDSA,
- * and the JWK "alg" restriction (if any) must equal alg.  0 otherwise.
+ * and the JWK "alg" restriction (if any) must equal alg.  A key whose
+ * "use" is "enc" supports no signature algorithm.  0 otherwise.
  */
 int agentid_key_supports_alg(const struct agentid_key *key, enum agentid_alg alg);
 /* ES256/ES384/ES512 by curve, RS256 for RSA, EdDSA for Ed25519; UNKNOWN otherwise. */
