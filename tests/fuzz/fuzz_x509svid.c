@@ -30,7 +30,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (agentid_x509svid_id_unverified(leaf, &id, NULL) == 0)
 			agentid_free(id);
 		X509_free(leaf);
-		OSSL_STACK_OF_X509_free(chain);
+		sk_X509_pop_free(chain, X509_free);
 	}
 	if ((leaf = d2i_X509(NULL, &p, (long)size)) != NULL) {
 		id = NULL;
