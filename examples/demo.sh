@@ -26,10 +26,13 @@ step "3. Verify it against the trust domain's bundle"
 printf '%s' "$token" | show "$agentid" verify --bundle "$work/td/bundle.json" \
 	--audience billing-api --profile jwt-svid -
 
-step "4. A tampered token (one payload character changed) is rejected"
+step "4. A tampered token (its subject rewritten, signature kept) is rejected"
+b64url_decode() { local s=$1; while [ $(( ${#s} % 4 )) -ne 0 ]; do s="$s="; done
+	printf '%s' "$s" | basenc --base64url -d; }
+b64url_encode() { basenc --base64url -w0 | tr -d '='; }
 IFS=. read -r h p s <<<"$token"
-c=${p:5:1}; [ "$c" = A ] && r=B || r=A
-tampered="$h.${p:0:5}$r${p:6}.$s"
+forged=$(b64url_decode "$p" | sed 's#/agents/orchestrator#/agents/admin#' | b64url_encode)
+tampered="$h.$forged.$s"
 if printf '%s' "$tampered" | "$agentid" verify --bundle "$work/td/bundle.json" \
 	--audience billing-api -; then
 	echo "demo: a tampered token was accepted" >&2; exit 1
