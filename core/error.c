@@ -76,6 +76,7 @@ static const struct {
 	[AGENTID_R_DPOP_INVALID] = { "dpop_invalid", "DPoP proof is invalid" },
 	[AGENTID_R_DPOP_REPLAY] = { "dpop_replay", "DPoP proof was replayed" },
 	[AGENTID_R_INTERNAL] = { "internal", "internal error" },
+	[AGENTID_R_AUDIT_INVALID] = { "audit_invalid", "audit log failed verification" },
 };
 
 AGENTID_EXPORT const char *

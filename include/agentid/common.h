@@ -83,6 +83,7 @@ enum agentid_reason {
 	AGENTID_R_DPOP_INVALID,       /* "dpop_invalid" */
 	AGENTID_R_DPOP_REPLAY,        /* "dpop_replay" */
 	AGENTID_R_INTERNAL,           /* "internal": allocation or library failure */
+	AGENTID_R_AUDIT_INVALID,      /* "audit_invalid": an audit log failed verification */
 	AGENTID_R__COUNT
 };
 
