@@ -1,0 +1,431 @@
+/*
+ * PostgreSQL store (libpq), for several exchange nodes that act as one
+ * service.  Every statement is a single round trip and atomic on its own
+ * (revocation cascades are one recursive UPDATE), so nodes need no
+ * coordination beyond the database: status indexes come from one counter
+ * row, replay caches from one primary key.  Migrations run under an
+ * advisory lock so nodes starting together do not race.  A broken
+ * connection is reset once and the statement retried.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exchange.h"
+
+#ifdef HAVE_LIBPQ
+#include <libpq-fe.h>
+
+#define SCHEMA_VERSION 1
+
+struct pg {
+	PGconn *conn;
+};
+
+static const char schema_v1[] =
+    "CREATE TABLE tokens ("
+    " jti TEXT PRIMARY KEY, parent_jti TEXT, root_jti TEXT NOT NULL,"
+    " subject TEXT NOT NULL, subject_iss TEXT, actor TEXT NOT NULL, client_id TEXT,"
+    " task TEXT, scope TEXT,"
+    " aud TEXT, act TEXT, cnf TEXT, iat BIGINT NOT NULL, exp BIGINT NOT NULL,"
+    " status_idx BIGINT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, revoked_at BIGINT);"
+    "CREATE INDEX tokens_parent ON tokens(parent_jti);"
+    "CREATE INDEX tokens_actor ON tokens(actor);"
+    "CREATE INDEX tokens_subject ON tokens(subject);"
+    "CREATE INDEX tokens_task ON tokens(task);"
+    "CREATE INDEX tokens_exp ON tokens(exp);"
+    "CREATE INDEX tokens_revoked ON tokens(status_idx) WHERE revoked = 1;"
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);"
+    "INSERT INTO counters VALUES ('status_next', 0), ('revocation_epoch', 0);"
+    "CREATE TABLE dpop_jti (jti TEXT PRIMARY KEY, exp BIGINT NOT NULL);"
+    "CREATE INDEX dpop_jti_exp ON dpop_jti(exp);"
+    "INSERT INTO schema_version VALUES (1);";
+
+#define REVOKE_CASCADE(col)                                                                       \
+	"WITH RECURSIVE d(jti) AS (SELECT jti FROM tokens WHERE " col " = $1 "                    \
+	"UNION SELECT t.jti FROM tokens t JOIN d ON t.parent_jti = d.jti), "                      \
+	"u AS (UPDATE tokens SET revoked = 1, revoked_at = $2 "                                   \
+	"WHERE revoked = 0 AND jti IN (SELECT jti FROM d) RETURNING 1), "                         \
+	"e AS (UPDATE counters SET value = value + 1 WHERE name = 'revocation_epoch' AND "        \
+	"EXISTS (SELECT 1 FROM u) RETURNING 1) "                                                  \
+	"SELECT count(*) FROM u"
+
+static PGresult *
+pg_exec(struct pg *p, const char *sql, int n, const char *const *vals)
+{
+	PGresult *res;
+	int tries;
+
+	/* Without parameters, PQexec: it also runs scripts of several statements. */
+	for (tries = 0; tries < 2; tries++) {
+		res = n > 0 ? PQexecParams(p->conn, sql, n, NULL, vals, NULL, NULL, 0)
+			    : PQexec(p->conn, sql);
+		if (PQstatus(p->conn) == CONNECTION_OK)
+			return res;
+		PQclear(res);
+		xc_log(AGENTID_LOG_WARN, "postgres: connection lost, resetting");
+		PQreset(p->conn);
+	}
+	return n > 0 ? PQexecParams(p->conn, sql, n, NULL, vals, NULL, NULL, 0)
+		     : PQexec(p->conn, sql);
+}
+
+static int
+pg_ok(struct pg *p, PGresult *res, const char *what)
+{
+	ExecStatusType s = PQresultStatus(res);
+
+	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+		return 0;
+	xc_log(AGENTID_LOG_ERROR, "postgres: %s: %s", what, PQerrorMessage(p->conn));
+	return AGENTID_EIO;
+}
+
+static int
+pg_simple(struct pg *p, const char *sql)
+{
+	PGresult *res = pg_exec(p, sql, 0, NULL);
+	int r = pg_ok(p, res, "exec");
+
+	PQclear(res);
+	return r;
+}
+
+static void
+pg_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+int
+xc_store_pg_open(const char *conninfo, void **db, char *errbuf, size_t errlen)
+{
+	struct pg *p;
+
+	*db = NULL;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return AGENTID_ENOMEM;
+	p->conn = PQconnectdb(conninfo);
+	if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
+		snprintf(errbuf, errlen, "postgres: cannot connect: %s",
+		    p->conn != NULL ? PQerrorMessage(p->conn) : "out of memory");
+		PQfinish(p->conn);
+		free(p);
+		return AGENTID_EIO;
+	}
+	PQsetNoticeProcessor(p->conn, pg_notice, NULL);
+	*db = p;
+	return 0;
+}
+
+static void
+pgs_close(void *db)
+{
+	struct pg *p = db;
+
+	if (p == NULL)
+		return;
+	PQfinish(p->conn);
+	free(p);
+}
+
+static int
+pgs_migrate(void *db)
+{
+	struct pg *p = db;
+	PGresult *res;
+	int version, r;
+
+	if ((r = pg_simple(p, "BEGIN")) != 0)
+		return r;
+	if ((r = pg_simple(p, "SELECT pg_advisory_xact_lock(1633904244)")) != 0 ||
+	    (r = pg_simple(p, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")) !=
+		0)
+		goto fail;
+	res = pg_exec(p, "SELECT coalesce(max(version), 0) FROM schema_version", 0, NULL);
+	if ((r = pg_ok(p, res, "schema version")) != 0) {
+		PQclear(res);
+		goto fail;
+	}
+	version = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (version > SCHEMA_VERSION) {
+		xc_log(AGENTID_LOG_ERROR, "postgres: schema %d is newer than this server (%d)",
+		    version, SCHEMA_VERSION);
+		r = AGENTID_EUNSUPPORTED;
+		goto fail;
+	}
+	if (version < 1) {
+		if ((r = pg_simple(p, schema_v1)) != 0)
+			goto fail;
+		xc_log(AGENTID_LOG_INFO, "postgres: created schema version 1");
+	}
+	return pg_simple(p, "COMMIT");
+fail:
+	pg_simple(p, "ROLLBACK");
+	return r;
+}
+
+static int
+pgs_ledger_insert(void *db, const struct xc_ledger_entry *e)
+{
+	struct pg *p = db;
+	char iat[24], exp[24], idx[24];
+	const char *v[15];
+	PGresult *res;
+	int r;
+
+	snprintf(iat, sizeof(iat), "%lld", (long long)e->iat);
+	snprintf(exp, sizeof(exp), "%lld", (long long)e->exp);
+	snprintf(idx, sizeof(idx), "%lld", (long long)e->status_idx);
+	v[0] = e->jti;
+	v[1] = e->parent_jti;
+	v[2] = e->root_jti;
+	v[3] = e->subject;
+	v[4] = e->actor;
+	v[5] = e->client_id;
+	v[6] = e->task;
+	v[7] = e->scope;
+	v[8] = e->aud;
+	v[9] = e->act;
+	v[10] = e->cnf;
+	v[11] = iat;
+	v[12] = exp;
+	v[13] = idx;
+	v[14] = e->subject_iss;
+	res = pg_exec(p,
+	    "INSERT INTO tokens (jti, parent_jti, root_jti, subject, actor, client_id, task, scope, "
+	    "aud, act, cnf, iat, exp, status_idx, subject_iss, revoked) VALUES ($1, $2, $3, $4, $5, "
+	    "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0)",
+	    15, v);
+	r = pg_ok(p, res, "ledger insert");
+	PQclear(res);
+	return r;
+}
+
+static char *
+val(PGresult *res, int col)
+{
+	return PQgetisnull(res, 0, col) ? NULL : strdup(PQgetvalue(res, 0, col));
+}
+
+static int
+pgs_ledger_get(void *db, const char *jti, struct xc_ledger_entry *e)
+{
+	struct pg *p = db;
+	const char *v[1] = { jti };
+	PGresult *res;
+	int r;
+
+	res = pg_exec(p,
+	    "SELECT parent_jti, root_jti, subject, actor, client_id, task, scope, aud, act, cnf, "
+	    "iat, exp, status_idx, revoked, subject_iss FROM tokens WHERE jti = $1",
+	    1, v);
+	if ((r = pg_ok(p, res, "ledger get")) == 0) {
+		if (PQntuples(res) == 0)
+			r = AGENTID_ENOTFOUND;
+		else {
+			snprintf(e->jti, sizeof(e->jti), "%s", jti);
+			e->parent_jti = val(res, 0);
+			e->root_jti = val(res, 1);
+			e->subject = val(res, 2);
+			e->actor = val(res, 3);
+			e->client_id = val(res, 4);
+			e->task = val(res, 5);
+			e->scope = val(res, 6);
+			e->aud = val(res, 7);
+			e->act = val(res, 8);
+			e->cnf = val(res, 9);
+			e->iat = strtoll(PQgetvalue(res, 0, 10), NULL, 10);
+			e->exp = strtoll(PQgetvalue(res, 0, 11), NULL, 10);
+			e->status_idx = strtoll(PQgetvalue(res, 0, 12), NULL, 10);
+			e->revoked = atoi(PQgetvalue(res, 0, 13));
+			e->subject_iss = val(res, 14);
+		}
+	}
+	PQclear(res);
+	return r;
+}
+
+static int
+pgs_revoke(void *db, enum xc_revoke_by by, const char *value, int64_t now, long *n)
+{
+	static const char *const sql[] = {
+		[XC_REVOKE_JTI] = REVOKE_CASCADE("jti"),
+		[XC_REVOKE_AGENT] = REVOKE_CASCADE("actor"),
+		[XC_REVOKE_SUBJECT] = REVOKE_CASCADE("subject"),
+		[XC_REVOKE_TASK] = REVOKE_CASCADE("task"),
+	};
+	struct pg *p = db;
+	char nows[24];
+	const char *v[2] = { value, nows };
+	PGresult *res;
+	int r;
+
+	if ((int)by < 0 || (int)by > XC_REVOKE_TASK)
+		return AGENTID_EINVAL;
+	snprintf(nows, sizeof(nows), "%lld", (long long)now);
+	res = pg_exec(p, sql[by], 2, v);
+	if ((r = pg_ok(p, res, "revoke")) == 0)
+		*n = atol(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return r;
+}
+
+static int
+pgs_status_bits(void *db, int64_t first, int64_t count, unsigned char *bits)
+{
+	struct pg *p = db;
+	char a[24], b[24];
+	const char *v[2] = { a, b };
+	PGresult *res;
+	int64_t idx;
+	int i, r;
+
+	snprintf(a, sizeof(a), "%lld", (long long)first);
+	snprintf(b, sizeof(b), "%lld", (long long)(first + count));
+	res = pg_exec(p,
+	    "SELECT status_idx FROM tokens WHERE revoked = 1 AND status_idx >= $1 AND "
+	    "status_idx < $2",
+	    2, v);
+	if ((r = pg_ok(p, res, "status bits")) == 0) {
+		for (i = 0; i < PQntuples(res); i++) {
+			idx = strtoll(PQgetvalue(res, i, 0), NULL, 10) - first;
+			if (idx >= 0 && idx < count)
+				bits[idx / 8] |= (unsigned char)(1u << (idx % 8));
+		}
+	}
+	PQclear(res);
+	return r;
+}
+
+static int
+pgs_status_reserve(void *db, int64_t count, int64_t *first)
+{
+	struct pg *p = db;
+	char c[24];
+	const char *v[1] = { c };
+	PGresult *res;
+	int r;
+
+	snprintf(c, sizeof(c), "%lld", (long long)count);
+	res = pg_exec(p,
+	    "UPDATE counters SET value = value + $1::bigint WHERE name = 'status_next' "
+	    "RETURNING value - $1::bigint",
+	    1, v);
+	if ((r = pg_ok(p, res, "status reserve")) == 0) {
+		if (PQntuples(res) == 1)
+			*first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		else
+			r = AGENTID_EIO;
+	}
+	PQclear(res);
+	return r;
+}
+
+static int
+pgs_revocation_epoch(void *db, int64_t *epoch)
+{
+	struct pg *p = db;
+	PGresult *res;
+	int r;
+
+	res = pg_exec(p, "SELECT value FROM counters WHERE name = 'revocation_epoch'", 0, NULL);
+	if ((r = pg_ok(p, res, "epoch")) == 0) {
+		if (PQntuples(res) == 1)
+			*epoch = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		else
+			r = AGENTID_EIO;
+	}
+	PQclear(res);
+	return r;
+}
+
+static int
+pgs_replay_check(void *db, const char *jti, int64_t exp)
+{
+	struct pg *p = db;
+	char e[24];
+	const char *v[2] = { jti, e };
+	PGresult *res;
+	int r;
+
+	snprintf(e, sizeof(e), "%lld", (long long)exp);
+	res = pg_exec(p, "INSERT INTO dpop_jti (jti, exp) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+	    2, v);
+	if ((r = pg_ok(p, res, "replay")) == 0)
+		r = strcmp(PQcmdTuples(res), "1") == 0 ? 0 : AGENTID_EREJECTED;
+	PQclear(res);
+	return r;
+}
+
+static int
+pgs_prune(void *db, int64_t now)
+{
+	struct pg *p = db;
+	char a[24], b[24];
+	const char *v1[1] = { a }, *v2[1] = { b };
+	PGresult *res;
+	int r;
+
+	snprintf(a, sizeof(a), "%lld", (long long)(now - 86400));
+	snprintf(b, sizeof(b), "%lld", (long long)now);
+	res = pg_exec(p, "DELETE FROM tokens WHERE exp < $1", 1, v1);
+	r = pg_ok(p, res, "prune");
+	PQclear(res);
+	if (r != 0)
+		return r;
+	res = pg_exec(p, "DELETE FROM dpop_jti WHERE exp < $1", 1, v2);
+	r = pg_ok(p, res, "prune");
+	PQclear(res);
+	return r;
+}
+
+const struct xc_store_ops xc_store_pg_ops = {
+	.name = "postgres",
+	.migrate = pgs_migrate,
+	.ledger_insert = pgs_ledger_insert,
+	.ledger_get = pgs_ledger_get,
+	.revoke = pgs_revoke,
+	.status_bits = pgs_status_bits,
+	.status_reserve = pgs_status_reserve,
+	.revocation_epoch = pgs_revocation_epoch,
+	.replay_check = pgs_replay_check,
+	.prune = pgs_prune,
+	.close = pgs_close,
+};
+
+#else /* !HAVE_LIBPQ */
+
+int
+xc_store_pg_open(const char *conninfo, void **db, char *errbuf, size_t errlen)
+{
+	(void)conninfo;
+	*db = NULL;
+	snprintf(errbuf, errlen, "this build has no PostgreSQL support (libpq was not found)");
+	return AGENTID_EUNSUPPORTED;
+}
+
+static int
+nopg(void *db)
+{
+	(void)db;
+	return AGENTID_EUNSUPPORTED;
+}
+
+static void
+nopg_close(void *db)
+{
+	(void)db;
+}
+
+const struct xc_store_ops xc_store_pg_ops = {
+	.name = "postgres",
+	.migrate = nopg,
+	.close = nopg_close,
+};
+
+#endif
