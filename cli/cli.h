@@ -22,6 +22,9 @@ int cmd_bundle(int argc, char **argv);
 int cmd_dev(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_status_list(int argc, char **argv);
+int cmd_exchange(int argc, char **argv);
+int cmd_revoke(int argc, char **argv);
+int cmd_bundle_sync(int argc, char **argv);
 
 /* Helpers (cli/util.c). */
 
@@ -36,5 +39,14 @@ char *cli_read_file(const char *path, size_t *len);
 void cli_install_log(void);
 /* Prints a JSON value to stdout, indented, with a final newline. */
 void cli_print_json(const json_t *j);
+/* Prints "invalid: <reason-code>: <text>[ (<detail>)]\n" to stderr. */
+void cli_print_invalid(const struct agentid_error *err);
+/* Strict base-10 integer in [min, max]; 0 or -1. */
+int cli_parse_long(const char *s, long long min, long long max, long long *out);
+/* Prints s with bytes outside printable ASCII as \xNN. */
+void cli_print_sanitized(FILE *f, const char *s);
+/* Writes a file with mode (umask aside): a new file that must not exist, or with replace
+ * set an atomic replacement (temporary file + rename).  0, or -1 with a message printed. */
+int cli_write_file(const char *path, const void *data, size_t len, unsigned mode, int replace);
 
 #endif

@@ -21,6 +21,9 @@ static const struct command {
 	{ "dev", cmd_dev, "development trust domain: CA, X.509-SVIDs, JWT-SVIDs" },
 	{ "audit", cmd_audit, "append to, verify and trace audit logs" },
 	{ "status-list", cmd_status_list, "check a token against a status list" },
+	{ "exchange", cmd_exchange, "RFC 8693 token exchange against agentid-exchange" },
+	{ "revoke", cmd_revoke, "revoke tokens through agentid-exchange's admin API" },
+	{ "bundle-sync", cmd_bundle_sync, "keep bundle, JWKS and status-list files fresh" },
 };
 
 static void
