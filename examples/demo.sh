@@ -50,4 +50,41 @@ if printf '%s' "$token" | "$agentid" verify --bundle "$work/td/bundle.json" \
 	echo "demo: a token for another audience was accepted" >&2; exit 1
 fi
 
-printf '\n\033[1mdemo finished: valid token accepted; tampered, expired and misdirected tokens rejected.\033[0m\n'
+step "7. The whole agent flow, as in docs/walkthrough.md"
+echo "An exchange server on embedded SQLite, an orchestrator delegating to a sub-agent with a"
+echo "narrowed scope, a refused widening, nginx and PAM in front of resources, a cascading"
+echo "revocation and the audit trail of the task."
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+W=$work/w
+mkdir -p "$W"
+chmod 0755 "$work" "$W" # nginx workers run as nobody when the demo runs as root
+PORT=$(free_port)
+NPORT=$(free_port)
+NGINX_MODULE=$build/nginx-module/ngx_http_agentid_module.so
+PAM_MODULE=$build/pam-module/.libs/pam_agentid.so
+PAM_WRAPPER_LIB=$(pkg-config --libs pam_wrapper 2>/dev/null | tr -d ' ')
+PATH=$build:$PATH
+LD_LIBRARY_PATH=$build/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export W PORT NPORT NGINX_MODULE PAM_MODULE PAM_WRAPPER_LIB PATH LD_LIBRARY_PATH
+cleanup() {
+	local rc=$?
+	[ -f "$W/exchange.pid" ] && kill "$(cat "$W/exchange.pid")" 2>/dev/null
+	[ -f "$W/nginx/nginx.pid" ] && kill "$(cat "$W/nginx/nginx.pid")" 2>/dev/null
+	rm -rf "$work"
+	exit "$rc"
+}
+trap cleanup EXIT
+# Each "## N." heading of the guide becomes a step, each sh block runs as written.
+while IFS= read -r line; do
+	case $line in
+	'## '*) printf 'printf "\\n\\033[1m--- walkthrough %%s\\033[0m\\n" %q\n' "${line#'## '}" ;;
+	'```sh') inblock=1 ;;
+	'```') inblock= ;;
+	*) [ -n "${inblock:-}" ] && printf '%s\n' "$line" ;;
+	esac
+done <"$(dirname "$0")/../docs/walkthrough.md" >"$work/walkthrough.bash"
+bash -e -u -o pipefail "$work/walkthrough.bash"
+
+printf '\n\033[1mdemo finished: tokens verified, forged/expired/misdirected ones rejected; delegation narrowed, widening refused, access enforced by nginx and PAM, revocation cascaded, audit log verified and traced.\033[0m\n'
