@@ -70,8 +70,8 @@ LD_LIBRARY_PATH=$build/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export W PORT NPORT NGINX_MODULE PAM_MODULE PAM_WRAPPER_LIB PATH LD_LIBRARY_PATH
 cleanup() {
 	local rc=$?
-	[ -f "$W/exchange.pid" ] && kill "$(cat "$W/exchange.pid")" 2>/dev/null
-	[ -f "$W/nginx/nginx.pid" ] && kill "$(cat "$W/nginx/nginx.pid")" 2>/dev/null
+	[ -f "$W/exchange.pid" ] && kill "$(cat "$W/exchange.pid")" 2>/dev/null || true
+	[ -f "$W/nginx/nginx.pid" ] && kill "$(cat "$W/nginx/nginx.pid")" 2>/dev/null || true
 	rm -rf "$work"
 	exit "$rc"
 }
