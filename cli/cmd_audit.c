@@ -15,6 +15,9 @@
 
 #include "cli.h"
 
+/* Pseudo-token under which a task's events that carry no jti are listed. */
+#define TRACE_TASK_NODE "(task)"
+
 static void
 audit_usage(FILE *f)
 {
@@ -686,9 +689,11 @@ print_node(struct trace *t, size_t i, const char *indent, int depth)
 	char sub[512];
 	size_t k, cnt = json_array_size(n->items);
 
-	printf("token ");
-	cli_print_sanitized(stdout, n->jti);
-	if (n->granted != NULL) {
+	if (strcmp(n->jti, TRACE_TASK_NODE) == 0) {
+		printf("task-wide events (not tied to one token)");
+	} else if (n->granted != NULL) {
+		printf("token ");
+		cli_print_sanitized(stdout, n->jti);
 		print_field(n->granted, "agent", "agent");
 		print_field(n->granted, "subject", "subject");
 		print_field(n->granted, "scope", "scope");
@@ -697,6 +702,8 @@ print_node(struct trace *t, size_t i, const char *indent, int depth)
 		print_field(n->granted, "chain", "chain");
 		print_field(n->granted, "issued", "ts");
 	} else {
+		printf("token ");
+		cli_print_sanitized(stdout, n->jti);
 		printf("  (not issued in these logs)");
 	}
 	printf("\n");
@@ -862,7 +869,7 @@ audit_trace(int argc, char **argv)
 			if (task == NULL || sget(rec, "task") == NULL
 			    || strcmp(sget(rec, "task"), task))
 				continue;
-			owner = "(no token)";
+			owner = TRACE_TASK_NODE;
 		}
 		if ((v = json_object_get(t.index, owner)) == NULL) {
 			if (task == NULL || sget(rec, "task") == NULL
