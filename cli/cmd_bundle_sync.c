@@ -31,7 +31,7 @@ struct sync_source {
 	enum sync_kind kind;
 	char *url;
 	char *file;
-	const char *td;  /* bundles: trust domain, or NULL for unbound keys */
+	const char *td; /* bundles: trust domain, or NULL for unbound keys */
 	char *etag;
 	time_t due;
 	unsigned failures;
@@ -75,7 +75,8 @@ sync_usage(FILE *f)
 	    "\n"
 	    "sources (repeatable, at least one):\n"
 	    "  --bundle URL=FILE        SPIFFE bundle (e.g. a SPIRE bundle endpoint, https_web);\n"
-	    "                           refreshed per its spiffe_refresh_hint (at most --interval)\n"
+	    "                           refreshed per its spiffe_refresh_hint (at most "
+	    "--interval)\n"
 	    "  --jwks URL=FILE          JWK Set (e.g. agentid-exchange's /jwks)\n"
 	    "  --status-list URL=FILE   status list token (agentid-exchange's /statuslists/N)\n"
 	    "\n"
@@ -155,8 +156,8 @@ add_source(struct sync_opts *o, enum sync_kind kind, const char *arg, const char
 	memset(s, 0, sizeof(*s));
 	s->kind = kind;
 	s->td = kind == SYNC_BUNDLE ? td : NULL;
-	if ((s->url = strndup(arg, (size_t)(eq - arg))) == NULL ||
-	    (s->file = strdup(eq + 1)) == NULL) {
+	if ((s->url = strndup(arg, (size_t)(eq - arg))) == NULL
+	    || (s->file = strdup(eq + 1)) == NULL) {
 		free(s->url);
 		cli_err("out of memory");
 		return -1;
@@ -191,7 +192,8 @@ load_status_keys(const char *path, struct agentid_keyset **out)
 		cli_err("bundle-sync: --status-keys %s: %s", path, err.detail);
 		return -1;
 	}
-	if (agentid_bundle_jwt_keys(b) == NULL || agentid_keyset_count(agentid_bundle_jwt_keys(b)) == 0) {
+	if (agentid_bundle_jwt_keys(b) == NULL
+	    || agentid_keyset_count(agentid_bundle_jwt_keys(b)) == 0) {
 		cli_err("bundle-sync: --status-keys %s holds no JWT keys", path);
 		agentid_bundle_free(b);
 		return -1;
@@ -236,8 +238,8 @@ validate(const struct sync_source *s, const char *body, size_t len,
 			r = agentid_status_list_verify_jwt(body, len, status_keys, 0, s->url, NULL,
 			    time(NULL), AGENTID_DEFAULT_LEEWAY, 0, &tok, &err);
 			agentid_status_list_token_free(tok);
-		} else if ((r = agentid_jws_parse(body, len, NULL, &jws, &err)) == 0 &&
-		    (jws->typ == NULL || strcmp(jws->typ, AGENTID_STATUS_LIST_TYP) != 0)) {
+		} else if ((r = agentid_jws_parse(body, len, NULL, &jws, &err)) == 0
+		    && (jws->typ == NULL || strcmp(jws->typ, AGENTID_STATUS_LIST_TYP) != 0)) {
 			snprintf(err.detail, sizeof(err.detail), "typ is not %s",
 			    AGENTID_STATUS_LIST_TYP);
 			r = AGENTID_EREJECTED;
@@ -375,7 +377,8 @@ parse_args(int argc, char **argv, struct sync_opts *o)
 			break;
 		case OPT_INTERVAL:
 			if (cli_parse_long(optarg, SYNC_MIN_INTERVAL, 86400, &v) != 0) {
-				cli_err("bundle-sync: --interval wants %d to 86400 seconds, not '%s'",
+				cli_err(
+				    "bundle-sync: --interval wants %d to 86400 seconds, not '%s'",
 				    SYNC_MIN_INTERVAL, optarg);
 				return -1;
 			}
@@ -395,10 +398,10 @@ parse_args(int argc, char **argv, struct sync_opts *o)
 		case OPT_MODE:
 			errno = 0;
 			v = strtoll(optarg, &end, 8);
-			if (errno != 0 || *optarg == '\0' || *end != '\0' || v < 0 || v > 0777 ||
-			    (v & 0022) != 0) {
+			if (errno != 0 || *optarg == '\0' || *end != '\0' || v < 0 || v > 0777
+			    || (v & 0022) != 0) {
 				cli_err("bundle-sync: --mode wants an octal mode without group or "
-					"other write permission, not '%s'",
+				        "other write permission, not '%s'",
 				    optarg);
 				return -1;
 			}
@@ -420,7 +423,8 @@ parse_args(int argc, char **argv, struct sync_opts *o)
 	}
 	if (optind != argc || o->n == 0) {
 		if (o->n == 0)
-			cli_err("bundle-sync: at least one --bundle, --jwks or --status-list is needed");
+			cli_err("bundle-sync: at least one --bundle, --jwks or --status-list is "
+			        "needed");
 		else
 			cli_err("bundle-sync: unexpected argument '%s'", argv[optind]);
 		sync_usage(stderr);

@@ -141,7 +141,8 @@ post(const struct conn_opts *o, const char *url, const char *form, const char *d
 		curl_easy_setopt(c, CURLOPT_SSLKEY, o->key != NULL ? o->key : o->cert);
 	}
 	if ((cc = curl_easy_perform(c)) != CURLE_OK)
-		cli_err("%s: %s", url, resp->too_big ? "response too large" : curl_easy_strerror(cc));
+		cli_err(
+		    "%s: %s", url, resp->too_big ? "response too large" : curl_easy_strerror(cc));
 	else
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(h);
@@ -159,8 +160,8 @@ report(long status, const struct body *b)
 
 	if (status == 0)
 		return EXIT_USAGE;
-	if (b->data == NULL ||
-	    agentid_json_parse(b->data, b->len, AGENTID_DEFAULT_MAX_JSON_DEPTH, &j, &err) != 0) {
+	if (b->data == NULL
+	    || agentid_json_parse(b->data, b->len, AGENTID_DEFAULT_MAX_JSON_DEPTH, &j, &err) != 0) {
 		cli_err("HTTP %ld with a body that is not JSON", status);
 		return status == 200 ? EXIT_USAGE : EXIT_INVALID;
 	}
@@ -170,12 +171,14 @@ report(long status, const struct body *b)
 		return 0;
 	}
 	fprintf(stderr, "refused: HTTP %ld: ", status);
-	cli_print_sanitized(stderr, json_string_value(json_object_get(j, "error")) != NULL
-		? json_string_value(json_object_get(j, "error"))
-		: "error");
+	cli_print_sanitized(stderr,
+	    json_string_value(json_object_get(j, "error")) != NULL
+	        ? json_string_value(json_object_get(j, "error"))
+	        : "error");
 	if (json_is_string(json_object_get(j, "error_description"))) {
 		fputs(": ", stderr);
-		cli_print_sanitized(stderr, json_string_value(json_object_get(j, "error_description")));
+		cli_print_sanitized(
+		    stderr, json_string_value(json_object_get(j, "error_description")));
 	}
 	fputc('\n', stderr);
 	json_decref(j);
@@ -200,9 +203,9 @@ dpop_proof(const char *keyfile, const char *htm, const char *htu)
 		goto out;
 	}
 	alg = agentid_key_default_alg(key);
-	if (alg == AGENTID_ALG_UNKNOWN || RAND_bytes(rnd, sizeof(rnd)) != 1 ||
-	    agentid_b64url_encode(rnd, sizeof(rnd), jti, sizeof(jti), &n) != 0 ||
-	    agentid_key_to_jwk(key, &jwk) != 0)
+	if (alg == AGENTID_ALG_UNKNOWN || RAND_bytes(rnd, sizeof(rnd)) != 1
+	    || agentid_b64url_encode(rnd, sizeof(rnd), jti, sizeof(jti), &n) != 0
+	    || agentid_key_to_jwk(key, &jwk) != 0)
 		goto out;
 	/* The proof's jwk carries the public key members only. */
 	json_object_del(jwk, "kid");
@@ -210,8 +213,8 @@ dpop_proof(const char *keyfile, const char *htm, const char *htu)
 	json_object_del(jwk, "use");
 	json_object_del(jwk, "x5c");
 	hdr = json_pack("{s:s,s:O}", "typ", "dpop+jwt", "jwk", jwk);
-	claims = json_pack("{s:s,s:s,s:s,s:I}", "jti", jti, "htm", htm, "htu", htu, "iat",
-	    (json_int_t)time(NULL));
+	claims = json_pack(
+	    "{s:s,s:s,s:s,s:I}", "jti", jti, "htm", htm, "htu", htu, "iat", (json_int_t)time(NULL));
 	if (hdr == NULL || claims == NULL || agentid_jws_sign(key, alg, hdr, claims, &out) != 0)
 		cli_err("cannot make the DPoP proof");
 out:
@@ -239,8 +242,8 @@ guess_type(const char *tok)
 	struct agentid_error err;
 	const char *t = "jwt";
 
-	if (agentid_jws_parse(tok, strlen(tok), NULL, &jws, &err) == 0 && jws->typ != NULL &&
-	    strcmp(jws->typ, "at+jwt") == 0)
+	if (agentid_jws_parse(tok, strlen(tok), NULL, &jws, &err) == 0 && jws->typ != NULL
+	    && strcmp(jws->typ, "at+jwt") == 0)
 		t = "access_token";
 	agentid_jws_free(jws);
 	return t;
@@ -250,7 +253,8 @@ static void
 exchange_usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: agentid exchange --server URL [--cacert F] [--cert F --key F | --client-assertion T]\n"
+	    "usage: agentid exchange --server URL [--cacert F] [--cert F --key F | "
+	    "--client-assertion T]\n"
 	    "           --subject-token T|@FILE [--subject-token-type TYPE]\n"
 	    "           [--actor-token T|@FILE] [--scope S] [--audience A]... [--resource R]...\n"
 	    "           [--task ID] [--task-description TEXT] [--requested-token-type TYPE]\n"
@@ -312,15 +316,33 @@ cmd_exchange(int argc, char **argv)
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 's': o.server = optarg; break;
-		case 'C': o.cacert = optarg; break;
-		case 'c': o.cert = optarg; break;
-		case 'k': o.key = optarg; break;
-		case 'A': assertion_arg = optarg; break;
-		case 'S': subject_arg = optarg; break;
-		case 'T': stype = optarg; break;
-		case 'a': actor_arg = optarg; break;
-		case 'o': scope = optarg; break;
+		case 's':
+			o.server = optarg;
+			break;
+		case 'C':
+			o.cacert = optarg;
+			break;
+		case 'c':
+			o.cert = optarg;
+			break;
+		case 'k':
+			o.key = optarg;
+			break;
+		case 'A':
+			assertion_arg = optarg;
+			break;
+		case 'S':
+			subject_arg = optarg;
+			break;
+		case 'T':
+			stype = optarg;
+			break;
+		case 'a':
+			actor_arg = optarg;
+			break;
+		case 'o':
+			scope = optarg;
+			break;
 		case 'u':
 			if (n_aud == MAX_AUD) {
 				cli_err("exchange: too many --audience");
@@ -335,45 +357,63 @@ cmd_exchange(int argc, char **argv)
 			}
 			res[n_res++] = optarg;
 			break;
-		case 't': task = optarg; break;
-		case 'd': task_desc = optarg; break;
-		case 'R': rtype = optarg; break;
-		case 'D': dpop_key = optarg; break;
-		case 'H': o.insecure_http = 1; break;
-		case 'h': exchange_usage(stdout); return 0;
-		default: exchange_usage(stderr); return EXIT_USAGE;
+		case 't':
+			task = optarg;
+			break;
+		case 'd':
+			task_desc = optarg;
+			break;
+		case 'R':
+			rtype = optarg;
+			break;
+		case 'D':
+			dpop_key = optarg;
+			break;
+		case 'H':
+			o.insecure_http = 1;
+			break;
+		case 'h':
+			exchange_usage(stdout);
+			return 0;
+		default:
+			exchange_usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc || o.server == NULL || subject_arg == NULL ||
-	    (o.cert == NULL && assertion_arg == NULL) || (o.key != NULL && o.cert == NULL)) {
+	if (optind != argc || o.server == NULL || subject_arg == NULL
+	    || (o.cert == NULL && assertion_arg == NULL) || (o.key != NULL && o.cert == NULL)) {
 		exchange_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if ((subject = cli_read_token(subject_arg)) == NULL ||
-	    (assertion_arg != NULL && (assertion = cli_read_token(assertion_arg)) == NULL) ||
-	    (actor_arg != NULL && (actor = cli_read_token(actor_arg)) == NULL))
+	if ((subject = cli_read_token(subject_arg)) == NULL
+	    || (assertion_arg != NULL && (assertion = cli_read_token(assertion_arg)) == NULL)
+	    || (actor_arg != NULL && (actor = cli_read_token(actor_arg)) == NULL))
 		goto out;
 	if ((url = endpoint(o.server, "/token")) == NULL || (c = curl_easy_init()) == NULL)
 		goto out;
-	if (form_add(c, &form, "grant_type", TE_GRANT) != 0 ||
-	    form_add(c, &form, "subject_token", subject) != 0 ||
-	    form_add(c, &form, "subject_token_type",
-		token_type_urn(stype != NULL ? stype : guess_type(subject), tbuf, sizeof(tbuf))) != 0)
+	if (form_add(c, &form, "grant_type", TE_GRANT) != 0
+	    || form_add(c, &form, "subject_token", subject) != 0
+	    || form_add(c, &form, "subject_token_type",
+	           token_type_urn(stype != NULL ? stype : guess_type(subject), tbuf, sizeof(tbuf)))
+	        != 0)
 		goto out;
-	if (actor != NULL && (form_add(c, &form, "actor_token", actor) != 0 ||
-				 form_add(c, &form, "actor_token_type", TT_PREFIX "jwt") != 0))
+	if (actor != NULL
+	    && (form_add(c, &form, "actor_token", actor) != 0
+	        || form_add(c, &form, "actor_token_type", TT_PREFIX "jwt") != 0))
 		goto out;
-	if (assertion != NULL &&
-	    (form_add(c, &form, "client_assertion_type",
-		 "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe") != 0 ||
-		form_add(c, &form, "client_assertion", assertion) != 0))
+	if (assertion != NULL
+	    && (form_add(c, &form, "client_assertion_type",
+	            "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe")
+	            != 0
+	        || form_add(c, &form, "client_assertion", assertion) != 0))
 		goto out;
-	if ((scope != NULL && form_add(c, &form, "scope", scope) != 0) ||
-	    (task != NULL && form_add(c, &form, "task_id", task) != 0) ||
-	    (task_desc != NULL && form_add(c, &form, "task_description", task_desc) != 0) ||
-	    (rtype != NULL &&
-		form_add(c, &form, "requested_token_type", token_type_urn(rtype, rbuf, sizeof(rbuf))) !=
-		    0))
+	if ((scope != NULL && form_add(c, &form, "scope", scope) != 0)
+	    || (task != NULL && form_add(c, &form, "task_id", task) != 0)
+	    || (task_desc != NULL && form_add(c, &form, "task_description", task_desc) != 0)
+	    || (rtype != NULL
+	        && form_add(
+	               c, &form, "requested_token_type", token_type_urn(rtype, rbuf, sizeof(rbuf)))
+	            != 0))
 		goto out;
 	for (i = 0; i < n_aud; i++)
 		if (form_add(c, &form, "audience", aud[i]) != 0)
@@ -440,25 +480,55 @@ cmd_revoke(int argc, char **argv)
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 's': o.server = optarg; break;
-		case 'C': o.cacert = optarg; break;
-		case 'c': o.cert = optarg; break;
-		case 'k': o.key = optarg; break;
-		case 'j': what = "jti"; value = optarg; n++; break;
-		case 'a': what = "agent"; value = optarg; n++; break;
-		case 'S': what = "subject"; value = optarg; n++; break;
-		case 't': what = "task"; value = optarg; n++; break;
-		case 'H': o.insecure_http = 1; break;
-		case 'h': revoke_usage(stdout); return 0;
-		default: revoke_usage(stderr); return EXIT_USAGE;
+		case 's':
+			o.server = optarg;
+			break;
+		case 'C':
+			o.cacert = optarg;
+			break;
+		case 'c':
+			o.cert = optarg;
+			break;
+		case 'k':
+			o.key = optarg;
+			break;
+		case 'j':
+			what = "jti";
+			value = optarg;
+			n++;
+			break;
+		case 'a':
+			what = "agent";
+			value = optarg;
+			n++;
+			break;
+		case 'S':
+			what = "subject";
+			value = optarg;
+			n++;
+			break;
+		case 't':
+			what = "task";
+			value = optarg;
+			n++;
+			break;
+		case 'H':
+			o.insecure_http = 1;
+			break;
+		case 'h':
+			revoke_usage(stdout);
+			return 0;
+		default:
+			revoke_usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc || o.server == NULL || n != 1 || o.cert == NULL) {
 		revoke_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if ((url = endpoint(o.server, "/admin/revoke")) == NULL || (c = curl_easy_init()) == NULL ||
-	    form_add(c, &form, what, value) != 0)
+	if ((url = endpoint(o.server, "/admin/revoke")) == NULL || (c = curl_easy_init()) == NULL
+	    || form_add(c, &form, what, value) != 0)
 		goto out;
 	ret = report(post(&o, url, form, NULL, &b), &b);
 out:

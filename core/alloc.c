@@ -22,8 +22,8 @@ static void *(*alloc_realloc)(void *, size_t) = realloc;
 static void (*alloc_free)(void *) = free;
 
 AGENTID_EXPORT void
-agentid_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
-    void (*free_fn)(void *))
+agentid_set_allocator(
+    void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *))
 {
 	alloc_malloc = malloc_fn != NULL ? malloc_fn : malloc;
 	alloc_realloc = realloc_fn != NULL ? realloc_fn : realloc;

@@ -13,17 +13,28 @@ AGENTID_EXPORT const char *
 agentid_strerror(int err)
 {
 	switch (err) {
-	case AGENTID_OK: return "success";
-	case AGENTID_EINVAL: return "invalid argument or input";
-	case AGENTID_ENOMEM: return "out of memory";
-	case AGENTID_EIO: return "input/output error";
-	case AGENTID_ECRYPTO: return "cryptographic library failure";
-	case AGENTID_ENOTFOUND: return "not found";
-	case AGENTID_EREJECTED: return "rejected";
-	case AGENTID_ERANGE: return "too large";
-	case AGENTID_EUNSUPPORTED: return "not supported";
-	case AGENTID_ESTALE: return "data too old";
-	default: return "unknown error";
+	case AGENTID_OK:
+		return "success";
+	case AGENTID_EINVAL:
+		return "invalid argument or input";
+	case AGENTID_ENOMEM:
+		return "out of memory";
+	case AGENTID_EIO:
+		return "input/output error";
+	case AGENTID_ECRYPTO:
+		return "cryptographic library failure";
+	case AGENTID_ENOTFOUND:
+		return "not found";
+	case AGENTID_EREJECTED:
+		return "rejected";
+	case AGENTID_ERANGE:
+		return "too large";
+	case AGENTID_EUNSUPPORTED:
+		return "not supported";
+	case AGENTID_ESTALE:
+		return "data too old";
+	default:
+		return "unknown error";
 	}
 }
 
@@ -32,14 +43,16 @@ static const struct {
 	const char *text;
 } reasons[AGENTID_R__COUNT] = {
 	[AGENTID_R_OK] = { "ok", "valid" },
-	[AGENTID_R_MALFORMED] = { "malformed", "token is not a well-formed JWS compact serialization" },
+	[AGENTID_R_MALFORMED]
+	= { "malformed", "token is not a well-formed JWS compact serialization" },
 	[AGENTID_R_TOO_LARGE] = { "too_large", "input exceeds the size limit" },
 	[AGENTID_R_BAD_ENCODING] = { "bad_encoding", "invalid base64url encoding" },
 	[AGENTID_R_BAD_JSON] = { "bad_json", "invalid JSON" },
 	[AGENTID_R_DUPLICATE_MEMBER] = { "duplicate_member", "duplicate JSON member name" },
 	[AGENTID_R_TOO_DEEP] = { "too_deep", "JSON nesting exceeds the limit" },
 	[AGENTID_R_ALG_NOT_ALLOWED] = { "alg_not_allowed", "signature algorithm not allowed" },
-	[AGENTID_R_CRIT_UNSUPPORTED] = { "crit_unsupported", "critical header extension not supported" },
+	[AGENTID_R_CRIT_UNSUPPORTED]
+	= { "crit_unsupported", "critical header extension not supported" },
 	[AGENTID_R_HEADER_NOT_ALLOWED] = { "header_not_allowed", "header parameter not allowed" },
 	[AGENTID_R_UNKNOWN_KID] = { "unknown_kid", "no trusted key with this key id" },
 	[AGENTID_R_KEY_MISMATCH] = { "key_mismatch", "key does not match the signature algorithm" },
@@ -56,20 +69,24 @@ static const struct {
 	[AGENTID_R_UNTRUSTED_DOMAIN] = { "untrusted_domain", "trust domain not trusted" },
 	[AGENTID_R_CHAIN_INVALID] = { "chain_invalid", "delegation chain is malformed" },
 	[AGENTID_R_CHAIN_TOO_DEEP] = { "chain_too_deep", "delegation chain is too deep" },
-	[AGENTID_R_CHAIN_CYCLE] = { "chain_cycle", "an agent appears twice in the delegation chain" },
+	[AGENTID_R_CHAIN_CYCLE]
+	= { "chain_cycle", "an agent appears twice in the delegation chain" },
 	[AGENTID_R_AGENT_NOT_ALLOWED] = { "agent_not_allowed", "agent not allowed" },
 	[AGENTID_R_SUBJECT_NOT_ALLOWED] = { "subject_not_allowed", "subject not allowed" },
 	[AGENTID_R_INSUFFICIENT_SCOPE] = { "insufficient_scope", "token lacks a required scope" },
 	[AGENTID_R_CLAIM_MISMATCH] = { "claim_mismatch", "claim does not have the required value" },
 	[AGENTID_R_BINDING_REQUIRED] = { "binding_required", "proof of possession required" },
-	[AGENTID_R_BINDING_MISMATCH] = { "binding_mismatch", "proof of possession does not match the token" },
+	[AGENTID_R_BINDING_MISMATCH]
+	= { "binding_mismatch", "proof of possession does not match the token" },
 	[AGENTID_R_REVOKED] = { "revoked", "token has been revoked" },
 	[AGENTID_R_SUSPENDED] = { "suspended", "token is suspended" },
 	[AGENTID_R_STATUS_UNAVAILABLE] = { "status_unavailable", "revocation status unavailable" },
 	[AGENTID_R_NO_KEYS] = { "no_keys", "no trusted keys available" },
 	[AGENTID_R_CERT_INVALID] = { "cert_invalid", "certificate is not a valid X.509-SVID" },
-	[AGENTID_R_CERT_EXPIRED] = { "cert_expired", "certificate has expired or is not yet valid" },
-	[AGENTID_R_CERT_UNTRUSTED] = { "cert_untrusted", "certificate does not chain to a trusted authority" },
+	[AGENTID_R_CERT_EXPIRED]
+	= { "cert_expired", "certificate has expired or is not yet valid" },
+	[AGENTID_R_CERT_UNTRUSTED]
+	= { "cert_untrusted", "certificate does not chain to a trusted authority" },
 	[AGENTID_R_LEAF_IS_CA] = { "leaf_is_ca", "leaf certificate is a CA" },
 	[AGENTID_R_BAD_KEY_USAGE] = { "bad_key_usage", "certificate key usage not allowed" },
 	[AGENTID_R_BAD_KEY] = { "bad_key", "key is unusable or too weak" },

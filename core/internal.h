@@ -50,10 +50,19 @@ void agentid_buf_free(struct agentid_buf *b);
 
 /* Simple reference counts. */
 typedef atomic_uint agentid_refcnt;
-static inline void agentid_ref_init(agentid_refcnt *r) { atomic_init(r, 1); }
-static inline void agentid_ref_get(agentid_refcnt *r) { atomic_fetch_add_explicit(r, 1, memory_order_relaxed); }
+static inline void
+agentid_ref_init(agentid_refcnt *r)
+{
+	atomic_init(r, 1);
+}
+static inline void
+agentid_ref_get(agentid_refcnt *r)
+{
+	atomic_fetch_add_explicit(r, 1, memory_order_relaxed);
+}
 /* Returns 1 when the last reference was dropped. */
-static inline int agentid_ref_put(agentid_refcnt *r)
+static inline int
+agentid_ref_put(agentid_refcnt *r)
 {
 	return atomic_fetch_sub_explicit(r, 1, memory_order_acq_rel) == 1;
 }

@@ -70,8 +70,8 @@ agentid_b64std_decode(const char *in, size_t n, unsigned char **out, size_t *out
 	}
 	/* EVP_Decode* handles padding and rejects foreign characters. */
 	EVP_DecodeInit(ctx);
-	if (EVP_DecodeUpdate(ctx, buf, &l1, (const unsigned char *)in, (int)n) < 0 ||
-	    EVP_DecodeFinal(ctx, buf + l1, &l2) < 0) {
+	if (EVP_DecodeUpdate(ctx, buf, &l1, (const unsigned char *)in, (int)n) < 0
+	    || EVP_DecodeFinal(ctx, buf + l1, &l2) < 0) {
 		r = AGENTID_EINVAL;
 		goto out;
 	}
@@ -285,7 +285,8 @@ key_role(const json_t *jwk, size_t i)
 	if (use == NULL)
 		return ROLE_JWT;
 	if (!json_is_string(use)) {
-		agentid_log(AGENTID_LOG_DEBUG, "bundle key %zu: \"use\" is not a string; ignored", i);
+		agentid_log(
+		    AGENTID_LOG_DEBUG, "bundle key %zu: \"use\" is not a string; ignored", i);
 		return ROLE_IGNORE;
 	}
 	u = json_string_value(use);
@@ -295,7 +296,8 @@ key_role(const json_t *jwk, size_t i)
 		kid = json_object_get(jwk, "kid");
 		if (!json_is_string(kid) || json_string_length(kid) == 0) {
 			agentid_log(AGENTID_LOG_WARN,
-			    "bundle key %zu: jwt-svid key without a kid ignored (JWT-SVID.md 6.1)", i);
+			    "bundle key %zu: jwt-svid key without a kid ignored (JWT-SVID.md 6.1)",
+			    i);
 			return ROLE_IGNORE;
 		}
 		return ROLE_JWT_SVID;
@@ -355,7 +357,8 @@ add_entry(struct agentid_bundle *b, const json_t *jwk, size_t i)
 	}
 	if (role == ROLE_X509) {
 		if ((cert = agentid_key_cert(key)) == NULL) {
-			agentid_log(AGENTID_LOG_WARN, "bundle key %zu: x5c certificate unusable", i);
+			agentid_log(
+			    AGENTID_LOG_WARN, "bundle key %zu: x5c certificate unusable", i);
 			r = 0;
 			goto out;
 		}
@@ -373,8 +376,8 @@ out:
  * to agentid_bundle_parse.
  */
 AGENTID_EXPORT int
-agentid_bundle_parse_json(const char *td, const json_t *root, struct agentid_bundle **out,
-    struct agentid_error *err)
+agentid_bundle_parse_json(
+    const char *td, const json_t *root, struct agentid_bundle **out, struct agentid_error *err)
 {
 	struct agentid_bundle *b = NULL;
 	const json_t *keys;
@@ -393,10 +396,9 @@ agentid_bundle_parse_json(const char *td, const json_t *root, struct agentid_bun
 		return agentid_error_set(err, AGENTID_R_BAD_JSON, "bundle is not a JSON object");
 	keys = json_object_get(root, "keys");
 	if (!json_is_array(keys))
-		return agentid_error_set(err, AGENTID_R_BAD_JSON,
-		    "bundle has no \"keys\" array");
-	if ((r = get_counter(root, "spiffe_sequence", &seq, err)) != 0 ||
-	    (r = get_counter(root, "spiffe_refresh_hint", &hint, err)) != 0)
+		return agentid_error_set(err, AGENTID_R_BAD_JSON, "bundle has no \"keys\" array");
+	if ((r = get_counter(root, "spiffe_sequence", &seq, err)) != 0
+	    || (r = get_counter(root, "spiffe_refresh_hint", &hint, err)) != 0)
 		return r;
 	if ((r = agentid_bundle_new(td, &b)) != 0)
 		goto out;
@@ -416,8 +418,8 @@ out:
 }
 
 AGENTID_EXPORT int
-agentid_bundle_parse(const char *td, const char *json, size_t len,
-    struct agentid_bundle **out, struct agentid_error *err)
+agentid_bundle_parse(const char *td, const char *json, size_t len, struct agentid_bundle **out,
+    struct agentid_error *err)
 {
 	json_t *root = NULL;
 	int r;
@@ -465,8 +467,8 @@ out:
 }
 
 AGENTID_EXPORT int
-agentid_bundle_load_file(const char *td, const char *path, struct agentid_bundle **out,
-    struct agentid_error *err)
+agentid_bundle_load_file(
+    const char *td, const char *path, struct agentid_bundle **out, struct agentid_error *err)
 {
 	char *buf = NULL;
 	size_t len = 0, i;
@@ -488,8 +490,8 @@ agentid_bundle_load_file(const char *td, const char *path, struct agentid_bundle
 	else if (strstr(buf, "-----BEGIN") != NULL)
 		r = bundle_from_pem(td, buf, len, out, err);
 	else
-		r = agentid_error_set(err, AGENTID_R_BAD_JSON,
-		    "bundle file is neither JSON nor PEM certificates");
+		r = agentid_error_set(
+		    err, AGENTID_R_BAD_JSON, "bundle file is neither JSON nor PEM certificates");
 	agentid_free(buf);
 	return r;
 }
@@ -519,9 +521,9 @@ x509_authority_jwk(X509 *cert, json_t **out)
 	/* X509-SVID.md 6.1: use x509-svid, no kid, exactly one certificate. */
 	json_object_del(jwk, "kid");
 	json_object_del(jwk, "alg");
-	if ((x5c = json_array()) == NULL || json_array_append_new(x5c, json_string(b64)) != 0 ||
-	    json_object_set_new(jwk, "use", json_string("x509-svid")) != 0 ||
-	    json_object_set(jwk, "x5c", x5c) != 0) {
+	if ((x5c = json_array()) == NULL || json_array_append_new(x5c, json_string(b64)) != 0
+	    || json_object_set_new(jwk, "use", json_string("x509-svid")) != 0
+	    || json_object_set(jwk, "x5c", x5c) != 0) {
 		r = AGENTID_ENOMEM;
 		goto out;
 	}
@@ -583,10 +585,13 @@ agentid_bundle_to_json(const struct agentid_bundle *b, json_t **out)
 		r = AGENTID_ENOMEM;
 		goto out;
 	}
-	if ((b->seq >= 0 && json_object_set_new(root, "spiffe_sequence",
-	    json_integer((json_int_t)b->seq)) != 0) ||
-	    (b->hint >= 0 && json_object_set_new(root, "spiffe_refresh_hint",
-	    json_integer((json_int_t)b->hint)) != 0)) {
+	if ((b->seq >= 0
+	        && json_object_set_new(root, "spiffe_sequence", json_integer((json_int_t)b->seq))
+	            != 0)
+	    || (b->hint >= 0
+	        && json_object_set_new(
+	               root, "spiffe_refresh_hint", json_integer((json_int_t)b->hint))
+	            != 0)) {
 		r = AGENTID_ENOMEM;
 		goto out;
 	}

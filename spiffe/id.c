@@ -21,15 +21,14 @@
 static int
 is_td_char(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-	    c == '_';
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
 }
 
 static int
 is_path_char(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	    c == '.' || c == '-' || c == '_';
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+	    || c == '.' || c == '-' || c == '_';
 }
 
 /*
@@ -41,19 +40,19 @@ reject_char(struct agentid_error *err, unsigned char c, const char *where)
 {
 	switch (c) {
 	case '%':
-		return agentid_error_set(err, AGENTID_R_BAD_SPIFFE_ID,
-		    "percent-encoding is not allowed in a SPIFFE ID");
+		return agentid_error_set(
+		    err, AGENTID_R_BAD_SPIFFE_ID, "percent-encoding is not allowed in a SPIFFE ID");
 	case '?':
-		return agentid_error_set(err, AGENTID_R_BAD_SPIFFE_ID,
-		    "a SPIFFE ID must not have a query ('?')");
+		return agentid_error_set(
+		    err, AGENTID_R_BAD_SPIFFE_ID, "a SPIFFE ID must not have a query ('?')");
 	case '#':
-		return agentid_error_set(err, AGENTID_R_BAD_SPIFFE_ID,
-		    "a SPIFFE ID must not have a fragment ('#')");
+		return agentid_error_set(
+		    err, AGENTID_R_BAD_SPIFFE_ID, "a SPIFFE ID must not have a fragment ('#')");
 	default:
 		break;
 	}
-	return agentid_error_set(err, AGENTID_R_BAD_SPIFFE_ID, "%s contains an invalid character",
-	    where);
+	return agentid_error_set(
+	    err, AGENTID_R_BAD_SPIFFE_ID, "%s contains an invalid character", where);
 }
 
 /* Checks the trust domain name td[0..len). */
@@ -76,8 +75,8 @@ check_td(const char *td, size_t len, struct agentid_error *err)
 			return agentid_error_set(err, AGENTID_R_BAD_SPIFFE_ID,
 			    "trust domain must not contain a port (':')");
 		if (c >= 'A' && c <= 'Z')
-			return agentid_error_set(err, AGENTID_R_BAD_SPIFFE_ID,
-			    "trust domain must be lower case");
+			return agentid_error_set(
+			    err, AGENTID_R_BAD_SPIFFE_ID, "trust domain must be lower case");
 		return reject_char(err, c, "trust domain");
 	}
 	if (len > AGENTID_TRUST_DOMAIN_MAX)
@@ -106,13 +105,13 @@ check_path(const char *p, size_t len, struct agentid_error *err)
 		seg_len = i - seg_start;
 		if (seg_len == 0) {
 			if (i == len)
-				return agentid_error_set(err, AGENTID_R_BAD_SPIFFE_ID,
-				    "path must not end with '/'");
-			return agentid_error_set(err, AGENTID_R_BAD_SPIFFE_ID,
-			    "path contains an empty segment");
+				return agentid_error_set(
+				    err, AGENTID_R_BAD_SPIFFE_ID, "path must not end with '/'");
+			return agentid_error_set(
+			    err, AGENTID_R_BAD_SPIFFE_ID, "path contains an empty segment");
 		}
-		if ((seg_len == 1 && p[seg_start] == '.') ||
-		    (seg_len == 2 && p[seg_start] == '.' && p[seg_start + 1] == '.'))
+		if ((seg_len == 1 && p[seg_start] == '.')
+		    || (seg_len == 2 && p[seg_start] == '.' && p[seg_start + 1] == '.'))
 			return agentid_error_set(err, AGENTID_R_BAD_SPIFFE_ID,
 			    "path contains a dot segment ('.' or '..')");
 	}
@@ -139,8 +138,8 @@ has_prefix_nocase(const char *s, size_t len, const char *prefix, size_t plen)
 }
 
 AGENTID_EXPORT int
-agentid_spiffe_id_parse(const char *s, size_t len, struct agentid_spiffe_id *out,
-    struct agentid_error *err)
+agentid_spiffe_id_parse(
+    const char *s, size_t len, struct agentid_spiffe_id *out, struct agentid_error *err)
 {
 	const char *td, *slash;
 	size_t td_len;
@@ -159,8 +158,8 @@ agentid_spiffe_id_parse(const char *s, size_t len, struct agentid_spiffe_id *out
 		if (has_prefix_nocase(s, len, SPIFFE_PREFIX, SPIFFE_PREFIX_LEN))
 			return agentid_error_set(err, AGENTID_R_BAD_SPIFFE_ID,
 			    "scheme must be \"spiffe\" in lower case");
-		return agentid_error_set(err, AGENTID_R_BAD_SPIFFE_ID,
-		    "SPIFFE ID must start with \"spiffe://\"");
+		return agentid_error_set(
+		    err, AGENTID_R_BAD_SPIFFE_ID, "SPIFFE ID must start with \"spiffe://\"");
 	}
 	td = s + SPIFFE_PREFIX_LEN;
 	slash = memchr(td, '/', len - SPIFFE_PREFIX_LEN);

@@ -16,8 +16,8 @@
 #include "internal.h"
 
 enum pattern_kind {
-	PATTERN_EXACT,  /* s is the whole ID */
-	PATTERN_BELOW,  /* s is "spiffe://td/a/": one or more segments must follow */
+	PATTERN_EXACT, /* s is the whole ID */
+	PATTERN_BELOW, /* s is "spiffe://td/a/": one or more segments must follow */
 	PATTERN_DOMAIN, /* s is "spiffe://td/": also matches "spiffe://td" itself */
 	PATTERN_ANY
 };
@@ -34,8 +34,8 @@ struct agentid_spiffe_patterns {
 };
 
 AGENTID_EXPORT int
-agentid_spiffe_pattern_parse(const char *s, size_t len, struct agentid_spiffe_pattern **out,
-    struct agentid_error *err)
+agentid_spiffe_pattern_parse(
+    const char *s, size_t len, struct agentid_spiffe_pattern **out, struct agentid_error *err)
 {
 	struct agentid_spiffe_pattern *p = NULL;
 	struct agentid_spiffe_id id;
@@ -153,8 +153,7 @@ out:
 }
 
 AGENTID_EXPORT int
-agentid_spiffe_patterns_match(const struct agentid_spiffe_patterns *ps, const char *id,
-    size_t len)
+agentid_spiffe_patterns_match(const struct agentid_spiffe_patterns *ps, const char *id, size_t len)
 {
 	size_t i;
 

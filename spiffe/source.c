@@ -37,9 +37,8 @@
 
 enum src_file { F_CERT, F_KEY, F_BUNDLE, F_JWT_SVID, F_JWT_BUNDLE, F__COUNT };
 
-static const char *const default_names[F__COUNT] = {
-	"svid.pem", "svid_key.pem", "svid_bundle.pem", "jwt_svid.token", "jwt_bundle.json"
-};
+static const char *const default_names[F__COUNT]
+    = { "svid.pem", "svid_key.pem", "svid_bundle.pem", "jwt_svid.token", "jwt_bundle.json" };
 
 struct file_state {
 	char *path;
@@ -94,8 +93,8 @@ bundle_for(struct bundle_list *l, const char *td, struct agentid_bundle **out)
 	*out = NULL;
 	for (i = 0; i < l->n; i++) {
 		btd = agentid_bundle_trust_domain(l->v[i]);
-		if ((btd == NULL && td == NULL) ||
-		    (btd != NULL && td != NULL && strcmp(btd, td) == 0)) {
+		if ((btd == NULL && td == NULL)
+		    || (btd != NULL && td != NULL && strcmp(btd, td) == 0)) {
 			*out = l->v[i];
 			return 0;
 		}
@@ -129,8 +128,9 @@ merge_bundle(struct bundle_list *l, const struct agentid_bundle *from)
 			return r;
 	/* Keys are immutable and reference counted; adding one only takes a reference. */
 	for (i = 0; i < agentid_keyset_count(ks); i++)
-		if ((r = agentid_bundle_add_jwt_key(to,
-		    (struct agentid_key *)agentid_keyset_get(ks, i))) != 0)
+		if ((r = agentid_bundle_add_jwt_key(
+		         to, (struct agentid_key *)agentid_keyset_get(ks, i)))
+		    != 0)
 			return r;
 	if (agentid_bundle_sequence(from) >= 0)
 		agentid_bundle_set_sequence(to, agentid_bundle_sequence(from));
@@ -141,8 +141,8 @@ merge_bundle(struct bundle_list *l, const struct agentid_bundle *from)
 
 /* One member of spiffe-helper's JWT bundle set: td -> base64(JWK Set) (or the JWK Set itself). */
 static int
-add_jwt_set_member(struct bundle_list *l, const char *td, const json_t *v,
-    struct agentid_error *err)
+add_jwt_set_member(
+    struct bundle_list *l, const char *td, const json_t *v, struct agentid_error *err)
 {
 	struct agentid_bundle *b = NULL;
 	unsigned char *dec = NULL;
@@ -152,8 +152,9 @@ add_jwt_set_member(struct bundle_list *l, const char *td, const json_t *v,
 	if ((r = agentid_trust_domain_validate(td, strlen(td), err)) != 0)
 		return r;
 	if (json_is_string(v)) {
-		if (agentid_b64std_decode(json_string_value(v), json_string_length(v), &dec,
-		    &declen) != 0)
+		if (agentid_b64std_decode(
+		        json_string_value(v), json_string_length(v), &dec, &declen)
+		    != 0)
 			return agentid_error_set(err, AGENTID_R_BAD_ENCODING,
 			    "JWT bundle of %s is not valid base64", td);
 		r = agentid_bundle_parse(td, (const char *)dec, declen, &b, err);
@@ -171,8 +172,8 @@ add_jwt_set_member(struct bundle_list *l, const char *td, const json_t *v,
 }
 
 static int
-add_jwt_bundle(struct bundle_list *l, const json_t *root, const char *default_td,
-    struct agentid_error *err)
+add_jwt_bundle(
+    struct bundle_list *l, const json_t *root, const char *default_td, struct agentid_error *err)
 {
 	struct agentid_bundle *b = NULL;
 	const char *name;
@@ -180,7 +181,8 @@ add_jwt_bundle(struct bundle_list *l, const json_t *root, const char *default_td
 	int r;
 
 	if (!json_is_object(root))
-		return agentid_error_set(err, AGENTID_R_BAD_JSON, "JWT bundle is not a JSON object");
+		return agentid_error_set(
+		    err, AGENTID_R_BAD_JSON, "JWT bundle is not a JSON object");
 	/* A plain JWK Set or SPIFFE bundle rather than a set of them. */
 	if (json_object_get(root, "keys") != NULL) {
 		if ((r = agentid_bundle_parse_json(default_td, root, &b, err)) == 0)
@@ -188,7 +190,8 @@ add_jwt_bundle(struct bundle_list *l, const json_t *root, const char *default_td
 		agentid_bundle_free(b);
 		return r;
 	}
-	json_object_foreach((json_t *)root, name, v) {
+	json_object_foreach((json_t *)root, name, v)
+	{
 		if ((r = add_jwt_set_member(l, name, v, err)) != 0)
 			return r;
 	}
@@ -229,9 +232,9 @@ default_td(const struct agentid_svid_source *src, char *buf, size_t bufsz)
 
 	if (src->td_conf != NULL)
 		return src->td_conf;
-	if (src->spiffe_id == NULL ||
-	    agentid_spiffe_id_parse(src->spiffe_id, strlen(src->spiffe_id), &id, NULL) != 0 ||
-	    id.td_len >= bufsz)
+	if (src->spiffe_id == NULL
+	    || agentid_spiffe_id_parse(src->spiffe_id, strlen(src->spiffe_id), &id, NULL) != 0
+	    || id.td_len >= bufsz)
 		return NULL;
 	memcpy(buf, id.td, id.td_len);
 	buf[id.td_len] = '\0';
@@ -380,9 +383,8 @@ read_json(const char *path, json_t **out, struct agentid_error *err)
 static int
 same_file(const struct file_state *f, const struct stat *st)
 {
-	return f->known && f->dev == st->st_dev && f->ino == st->st_ino &&
-	    f->size == st->st_size && f->mtime.tv_sec == st->st_mtim.tv_sec &&
-	    f->mtime.tv_nsec == st->st_mtim.tv_nsec;
+	return f->known && f->dev == st->st_dev && f->ino == st->st_ino && f->size == st->st_size
+	    && f->mtime.tv_sec == st->st_mtim.tv_sec && f->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
 static void
@@ -550,9 +552,9 @@ join_path(const char *dir, const char *name)
 	if (dir == NULL || dir[0] == '\0' || name[0] == '/')
 		return agentid_strdup(name);
 	agentid_buf_init(&b, 0);
-	if (agentid_buf_append_str(&b, dir) != 0 ||
-	    (dir[strlen(dir) - 1] != '/' && agentid_buf_append_str(&b, "/") != 0) ||
-	    agentid_buf_append_str(&b, name) != 0) {
+	if (agentid_buf_append_str(&b, dir) != 0
+	    || (dir[strlen(dir) - 1] != '/' && agentid_buf_append_str(&b, "/") != 0)
+	    || agentid_buf_append_str(&b, name) != 0) {
 		agentid_buf_free(&b);
 		return NULL;
 	}
@@ -560,8 +562,8 @@ join_path(const char *dir, const char *name)
 }
 
 AGENTID_EXPORT int
-agentid_svid_source_open(const struct agentid_svid_files *files,
-    struct agentid_svid_source **out, struct agentid_error *err)
+agentid_svid_source_open(const struct agentid_svid_files *files, struct agentid_svid_source **out,
+    struct agentid_error *err)
 {
 	struct agentid_svid_source *src = NULL;
 	const char *names[F__COUNT];
@@ -572,8 +574,10 @@ agentid_svid_source_open(const struct agentid_svid_files *files,
 	*out = NULL;
 	if (files == NULL)
 		return AGENTID_EINVAL;
-	if (files->trust_domain != NULL && (r = agentid_trust_domain_validate(files->trust_domain,
-	    strlen(files->trust_domain), err)) != 0)
+	if (files->trust_domain != NULL
+	    && (r = agentid_trust_domain_validate(
+	            files->trust_domain, strlen(files->trust_domain), err))
+	        != 0)
 		return r;
 	names[F_CERT] = files->cert_file;
 	names[F_KEY] = files->key_file;
@@ -583,15 +587,15 @@ agentid_svid_source_open(const struct agentid_svid_files *files,
 	if ((src = agentid_calloc(1, sizeof(*src))) == NULL)
 		return AGENTID_ENOMEM;
 	for (i = 0; i < F__COUNT; i++) {
-		src->f[i].path = join_path(files->dir,
-		    names[i] != NULL ? names[i] : default_names[i]);
+		src->f[i].path
+		    = join_path(files->dir, names[i] != NULL ? names[i] : default_names[i]);
 		if (src->f[i].path == NULL) {
 			r = AGENTID_ENOMEM;
 			goto out;
 		}
 	}
-	if (files->trust_domain != NULL &&
-	    (src->td_conf = agentid_strdup(files->trust_domain)) == NULL) {
+	if (files->trust_domain != NULL
+	    && (src->td_conf = agentid_strdup(files->trust_domain)) == NULL) {
 		r = AGENTID_ENOMEM;
 		goto out;
 	}
@@ -614,8 +618,8 @@ out:
 }
 
 AGENTID_EXPORT int
-agentid_svid_source_refresh(struct agentid_svid_source *src, int *changed,
-    struct agentid_error *err)
+agentid_svid_source_refresh(
+    struct agentid_svid_source *src, int *changed, struct agentid_error *err)
 {
 	int dummy;
 

@@ -104,8 +104,8 @@ agentid_trust_get(const struct agentid_trust *t, size_t i)
 }
 
 AGENTID_EXPORT const struct agentid_key *
-agentid_trust_find_jwt_key(const struct agentid_trust *t, const char *td, size_t td_len,
-    const char *kid, size_t kid_len)
+agentid_trust_find_jwt_key(
+    const struct agentid_trust *t, const char *td, size_t td_len, const char *kid, size_t kid_len)
 {
 	const struct agentid_bundle *b;
 	const struct agentid_key *k;
@@ -126,7 +126,8 @@ agentid_trust_find_jwt_key(const struct agentid_trust *t, const char *td, size_t
 	for (i = 0; i < t->n; i++) {
 		if (agentid_bundle_trust_domain(t->v[i]) != NULL)
 			continue;
-		if ((k = agentid_keyset_find(agentid_bundle_jwt_keys(t->v[i]), kid, kid_len)) != NULL)
+		if ((k = agentid_keyset_find(agentid_bundle_jwt_keys(t->v[i]), kid, kid_len))
+		    != NULL)
 			return k;
 	}
 	return NULL;

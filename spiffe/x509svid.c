@@ -45,8 +45,7 @@ uri_san_copy(X509 *cert, char **uri, size_t *uri_len, struct agentid_error *err)
 		if (crit >= 0)
 			return agentid_error_set(err, AGENTID_R_CERT_INVALID,
 			    "certificate has a malformed subjectAltName extension");
-		return agentid_error_set(err, AGENTID_R_CERT_INVALID,
-		    "certificate has no URI SAN");
+		return agentid_error_set(err, AGENTID_R_CERT_INVALID, "certificate has no URI SAN");
 	}
 	n = sk_GENERAL_NAME_num(names);
 	for (i = 0; i < n; i++) {
@@ -61,8 +60,8 @@ uri_san_copy(X509 *cert, char **uri, size_t *uri_len, struct agentid_error *err)
 		goto out;
 	}
 	if (count > 1) {
-		r = agentid_error_set(err, AGENTID_R_CERT_INVALID,
-		    "certificate has more than one URI SAN");
+		r = agentid_error_set(
+		    err, AGENTID_R_CERT_INVALID, "certificate has more than one URI SAN");
 		goto out;
 	}
 	if (ASN1_STRING_length(found) < 0) {
@@ -70,7 +69,8 @@ uri_san_copy(X509 *cert, char **uri, size_t *uri_len, struct agentid_error *err)
 		goto out;
 	}
 	*uri_len = (size_t)ASN1_STRING_length(found);
-	if ((*uri = agentid_strndup((const char *)ASN1_STRING_get0_data(found), *uri_len)) == NULL) {
+	if ((*uri = agentid_strndup((const char *)ASN1_STRING_get0_data(found), *uri_len))
+	    == NULL) {
 		r = AGENTID_ENOMEM;
 		goto out;
 	}
@@ -152,11 +152,11 @@ check_leaf(X509 *leaf, struct agentid_error *err)
 		return agentid_error_set(err, AGENTID_R_CERT_INVALID,
 		    "certificate has malformed or duplicate extensions");
 	if (flags & EXFLAG_CA)
-		return agentid_error_set(err, AGENTID_R_LEAF_IS_CA,
-		    "leaf certificate has basicConstraints cA=true");
+		return agentid_error_set(
+		    err, AGENTID_R_LEAF_IS_CA, "leaf certificate has basicConstraints cA=true");
 	if (!(flags & EXFLAG_KUSAGE))
-		return agentid_error_set(err, AGENTID_R_BAD_KEY_USAGE,
-		    "leaf certificate has no keyUsage extension");
+		return agentid_error_set(
+		    err, AGENTID_R_BAD_KEY_USAGE, "leaf certificate has no keyUsage extension");
 	ku = X509_get_key_usage(leaf);
 	if (ku & (KU_KEY_CERT_SIGN | KU_CRL_SIGN))
 		return agentid_error_set(err, AGENTID_R_BAD_KEY_USAGE,
@@ -168,8 +168,8 @@ check_leaf(X509 *leaf, struct agentid_error *err)
 }
 
 static int
-verify_chain(X509 *leaf, STACK_OF(X509) *intermediates, STACK_OF(X509) *authorities,
-    time_t now, struct agentid_error *err)
+verify_chain(X509 *leaf, STACK_OF(X509) *intermediates, STACK_OF(X509) *authorities, time_t now,
+    struct agentid_error *err)
 {
 	X509_STORE *store = NULL;
 	X509_STORE_CTX *ctx = NULL;
@@ -269,8 +269,8 @@ out:
 }
 
 AGENTID_EXPORT int
-agentid_x509_load_pem(const char *pem, size_t len, X509 **leaf, STACK_OF(X509) **chain,
-    struct agentid_error *err)
+agentid_x509_load_pem(
+    const char *pem, size_t len, X509 **leaf, STACK_OF(X509) **chain, struct agentid_error *err)
 {
 	BIO *bio = NULL;
 	X509 *first = NULL, *x = NULL;
@@ -287,8 +287,7 @@ agentid_x509_load_pem(const char *pem, size_t len, X509 **leaf, STACK_OF(X509) *
 	if (len > INT_MAX)
 		return AGENTID_ERANGE;
 	ERR_clear_error();
-	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL ||
-	    (rest = sk_X509_new_null()) == NULL) {
+	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL || (rest = sk_X509_new_null()) == NULL) {
 		r = AGENTID_ENOMEM;
 		goto out;
 	}
@@ -296,10 +295,11 @@ agentid_x509_load_pem(const char *pem, size_t len, X509 **leaf, STACK_OF(X509) *
 		if ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL) {
 			e = ERR_peek_last_error();
 			/* "no start line" is how the PEM reader reports a clean end of input. */
-			if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+			if (ERR_GET_LIB(e) == ERR_LIB_PEM
+			    && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
 				break;
-			r = agentid_error_set(err, AGENTID_R_CERT_INVALID,
-			    "malformed certificate in PEM input");
+			r = agentid_error_set(
+			    err, AGENTID_R_CERT_INVALID, "malformed certificate in PEM input");
 			goto out;
 		}
 		if (first == NULL) {
@@ -331,8 +331,8 @@ out:
 }
 
 AGENTID_EXPORT int
-agentid_x509_load_pem_file(const char *path, X509 **leaf, STACK_OF(X509) **chain,
-    struct agentid_error *err)
+agentid_x509_load_pem_file(
+    const char *path, X509 **leaf, STACK_OF(X509) **chain, struct agentid_error *err)
 {
 	char *buf = NULL;
 	size_t len = 0;

@@ -37,13 +37,13 @@ enum agentid_alg {
 };
 
 #define AGENTID_ALG_BIT(a) (1u << (a))
-#define AGENTID_ALGS_EC                                                                           \
-	(AGENTID_ALG_BIT(AGENTID_ALG_ES256) | AGENTID_ALG_BIT(AGENTID_ALG_ES384) |                \
-	    AGENTID_ALG_BIT(AGENTID_ALG_ES512))
-#define AGENTID_ALGS_RSA                                                                          \
-	(AGENTID_ALG_BIT(AGENTID_ALG_RS256) | AGENTID_ALG_BIT(AGENTID_ALG_RS384) |                \
-	    AGENTID_ALG_BIT(AGENTID_ALG_RS512) | AGENTID_ALG_BIT(AGENTID_ALG_PS256) |             \
-	    AGENTID_ALG_BIT(AGENTID_ALG_PS384) | AGENTID_ALG_BIT(AGENTID_ALG_PS512))
+#define AGENTID_ALGS_EC                                                                            \
+	(AGENTID_ALG_BIT(AGENTID_ALG_ES256) | AGENTID_ALG_BIT(AGENTID_ALG_ES384)                   \
+	    | AGENTID_ALG_BIT(AGENTID_ALG_ES512))
+#define AGENTID_ALGS_RSA                                                                           \
+	(AGENTID_ALG_BIT(AGENTID_ALG_RS256) | AGENTID_ALG_BIT(AGENTID_ALG_RS384)                   \
+	    | AGENTID_ALG_BIT(AGENTID_ALG_RS512) | AGENTID_ALG_BIT(AGENTID_ALG_PS256)              \
+	    | AGENTID_ALG_BIT(AGENTID_ALG_PS384) | AGENTID_ALG_BIT(AGENTID_ALG_PS512))
 /* What SPIFFE JWT-SVIDs allow: RS*, ES*, PS* (not EdDSA). */
 #define AGENTID_ALGS_JWT_SVID (AGENTID_ALGS_EC | AGENTID_ALGS_RSA)
 #define AGENTID_ALGS_ALL (AGENTID_ALGS_JWT_SVID | AGENTID_ALG_BIT(AGENTID_ALG_EDDSA))
@@ -52,7 +52,8 @@ enum agentid_alg {
 enum agentid_alg agentid_alg_from_name(const char *name, size_t len);
 /* AGENTID_ALG_ES256 -> "ES256"; NULL for UNKNOWN. */
 const char *agentid_alg_name(enum agentid_alg alg);
-/* Parses "ES256,EdDSA" (comma or space separated) into a bit mask; AGENTID_EINVAL on an unknown name. */
+/* Parses "ES256,EdDSA" (comma or space separated) into a bit mask; AGENTID_EINVAL on an unknown
+ * name. */
 int agentid_algs_parse(const char *list, unsigned *mask);
 
 /* ---- base64url (RFC 4648 section 5, no padding, canonical) ---- */
@@ -62,14 +63,16 @@ size_t agentid_b64url_encoded_len(size_t n);
 /* Upper bound of decoded length of n characters. */
 size_t agentid_b64url_decoded_max(size_t n);
 /* Writes a NUL-terminated encoding; outsz must be >= encoded_len + 1. */
-int agentid_b64url_encode(const unsigned char *in, size_t n, char *out, size_t outsz, size_t *outlen);
+int agentid_b64url_encode(
+    const unsigned char *in, size_t n, char *out, size_t outsz, size_t *outlen);
 /* Allocating variant; *out must be freed with agentid_free(). */
 int agentid_b64url_encode_alloc(const unsigned char *in, size_t n, char **out);
 /*
  * Strict decoding: rejects '=', '+', '/', whitespace, any other foreign
  * character, a length of 1 mod 4, and non-zero trailing bits.
  */
-int agentid_b64url_decode(const char *in, size_t n, unsigned char *out, size_t outsz, size_t *outlen);
+int agentid_b64url_decode(
+    const char *in, size_t n, unsigned char *out, size_t outsz, size_t *outlen);
 
 /* ---- strict JSON ---- */
 
@@ -78,8 +81,8 @@ int agentid_b64url_decode(const char *in, size_t n, unsigned char *out, size_t o
  * than max_depth, NUL characters and trailing data are rejected with
  * reasons DUPLICATE_MEMBER / TOO_DEEP / BAD_JSON.
  */
-int agentid_json_parse(const char *s, size_t len, int max_depth, json_t **out,
-    struct agentid_error *err);
+int agentid_json_parse(
+    const char *s, size_t len, int max_depth, json_t **out, struct agentid_error *err);
 
 /* ---- keys ---- */
 
@@ -100,8 +103,8 @@ int agentid_key_from_jwk(const json_t *jwk, struct agentid_key **out, struct age
  * certificate is kept, further certificates become the chain).  Encrypted
  * private keys are refused (BAD_KEY); no passphrase is ever prompted for.
  */
-int agentid_key_from_pem(const char *pem, size_t len, struct agentid_key **out,
-    struct agentid_error *err);
+int agentid_key_from_pem(
+    const char *pem, size_t len, struct agentid_key **out, struct agentid_error *err);
 /* A JWK (the file starts with '{') or PEM, as above; a missing file -> AGENTID_ENOTFOUND. */
 int agentid_key_load_file(const char *path, struct agentid_key **out, struct agentid_error *err);
 /*
@@ -141,11 +144,14 @@ int agentid_key_supports_alg(const struct agentid_key *key, enum agentid_alg alg
 enum agentid_alg agentid_key_default_alg(const struct agentid_key *key);
 
 #define AGENTID_THUMBPRINT_LEN 43 /* base64url of a SHA-256 digest */
-/* RFC 7638 SHA-256 thumbprint of the public key, base64url; out has AGENTID_THUMBPRINT_LEN+1 bytes. */
+/* RFC 7638 SHA-256 thumbprint of the public key, base64url; out has AGENTID_THUMBPRINT_LEN+1 bytes.
+ */
 int agentid_key_thumbprint(const struct agentid_key *key, char *out, size_t outsz);
-/* Public JWK: kty and key members, plus kid, alg, use when set, and x5c when a certificate is held. */
+/* Public JWK: kty and key members, plus kid, alg, use when set, and x5c when a certificate is held.
+ */
 int agentid_key_to_jwk(const struct agentid_key *key, json_t **out);
-/* PEM of the private key (PKCS#8) or, with public_only, of the public key (SPKI). agentid_free() it. */
+/* PEM of the private key (PKCS#8) or, with public_only, of the public key (SPKI). agentid_free()
+ * it. */
 int agentid_key_to_pem(const struct agentid_key *key, int public_only, char **out);
 /* Writes the private key as PKCS#8 PEM to path, created with mode 0600 (atomically replaced). */
 int agentid_key_write_private_file(const struct agentid_key *key, const char *path);
@@ -160,17 +166,17 @@ int agentid_keyset_new(struct agentid_keyset **out);
  * skipped (logged at DEBUG); a set that is not a JSON object with a "keys"
  * array is rejected.
  */
-int agentid_keyset_parse(const char *json, size_t len, struct agentid_keyset **out,
-    struct agentid_error *err);
-int agentid_keyset_parse_json(const json_t *jwks, struct agentid_keyset **out,
-    struct agentid_error *err);
+int agentid_keyset_parse(
+    const char *json, size_t len, struct agentid_keyset **out, struct agentid_error *err);
+int agentid_keyset_parse_json(
+    const json_t *jwks, struct agentid_keyset **out, struct agentid_error *err);
 /* Adds a reference to key. */
 int agentid_keyset_add(struct agentid_keyset *ks, struct agentid_key *key);
 size_t agentid_keyset_count(const struct agentid_keyset *ks);
 const struct agentid_key *agentid_keyset_get(const struct agentid_keyset *ks, size_t i);
 /* Exact byte match of kid; NULL when absent. */
-const struct agentid_key *agentid_keyset_find(const struct agentid_keyset *ks, const char *kid,
-    size_t kid_len);
+const struct agentid_key *agentid_keyset_find(
+    const struct agentid_keyset *ks, const char *kid, size_t kid_len);
 /* {"keys":[...public JWKs...]} */
 int agentid_keyset_to_json(const struct agentid_keyset *ks, json_t **out);
 struct agentid_keyset *agentid_keyset_ref(struct agentid_keyset *ks);
@@ -187,16 +193,16 @@ int agentid_sig_verify(const struct agentid_key *key, enum agentid_alg alg, cons
 /* ---- JWS compact serialization ---- */
 
 struct agentid_jws {
-	json_t *header;               /* protected header, a JSON object */
-	json_t *payload;              /* payload, a JSON object */
-	enum agentid_alg alg;         /* from header "alg"; never UNKNOWN after a successful parse */
-	const char *kid;              /* header "kid" or NULL; points into header */
-	const char *typ;              /* header "typ" or NULL; points into header */
-	const char *signing_input;    /* "header.payload" bytes (not NUL-terminated) */
+	json_t *header; /* protected header, a JSON object */
+	json_t *payload; /* payload, a JSON object */
+	enum agentid_alg alg; /* from header "alg"; never UNKNOWN after a successful parse */
+	const char *kid; /* header "kid" or NULL; points into header */
+	const char *typ; /* header "typ" or NULL; points into header */
+	const char *signing_input; /* "header.payload" bytes (not NUL-terminated) */
 	size_t signing_input_len;
 	unsigned char *sig;
 	size_t sig_len;
-	char *buf_;                   /* private storage */
+	char *buf_; /* private storage */
 };
 
 /*
@@ -209,8 +215,8 @@ struct agentid_jws {
 int agentid_jws_parse(const char *token, size_t len, const struct agentid_limits *lim,
     struct agentid_jws **out, struct agentid_error *err);
 /* Signature check of a parsed JWS with key (key must support jws->alg). */
-int agentid_jws_verify(const struct agentid_jws *jws, const struct agentid_key *key,
-    struct agentid_error *err);
+int agentid_jws_verify(
+    const struct agentid_jws *jws, const struct agentid_key *key, struct agentid_error *err);
 void agentid_jws_free(struct agentid_jws *jws);
 
 /*

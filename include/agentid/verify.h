@@ -38,8 +38,8 @@ struct agentid_scopes;
  * or 4096 bytes).  agentid_scopes_add() ignores a duplicate and returns
  * AGENTID_EINVAL for a malformed token, AGENTID_ERANGE past the limits.
  */
-int agentid_scopes_parse(const char *s, size_t len, struct agentid_scopes **out,
-    struct agentid_error *err);
+int agentid_scopes_parse(
+    const char *s, size_t len, struct agentid_scopes **out, struct agentid_error *err);
 int agentid_scopes_new(struct agentid_scopes **out);
 int agentid_scopes_add(struct agentid_scopes *s, const char *scope, size_t len);
 size_t agentid_scopes_count(const struct agentid_scopes *s);
@@ -52,8 +52,8 @@ int agentid_scopes_has_any(const struct agentid_scopes *s, const char *const *re
 /* 1 when a is a subset of b (every scope of a is in b). */
 int agentid_scopes_subset(const struct agentid_scopes *a, const struct agentid_scopes *b);
 /* New set: the scopes of a that are also in b, in a's order. */
-int agentid_scopes_intersect(const struct agentid_scopes *a, const struct agentid_scopes *b,
-    struct agentid_scopes **out);
+int agentid_scopes_intersect(
+    const struct agentid_scopes *a, const struct agentid_scopes *b, struct agentid_scopes **out);
 /* "a b c"; free with agentid_free(). */
 int agentid_scopes_to_string(const struct agentid_scopes *s, char **out);
 void agentid_scopes_free(struct agentid_scopes *s);
@@ -61,8 +61,8 @@ void agentid_scopes_free(struct agentid_scopes *s);
 /* ---- delegation chains (RFC 8693 act) ---- */
 
 struct agentid_chain_rules {
-	int max_depth;         /* maximum number of act hops; 0 forbids act */
-	int require_spiffe;    /* every hop's sub must be a valid SPIFFE ID */
+	int max_depth; /* maximum number of act hops; 0 forbids act */
+	int require_spiffe; /* every hop's sub must be a valid SPIFFE ID */
 	const struct agentid_trust *trust; /* when set, every hop's trust domain must be in it */
 	const struct agentid_spiffe_patterns *allow_actors; /* when set, every hop must match */
 };
@@ -91,9 +91,9 @@ void agentid_chain_free(struct agentid_chain *c);
 /* ---- verifier ---- */
 
 enum agentid_profile {
-	AGENTID_PROFILE_ANY = 0,  /* typ "at+jwt" -> access rules, otherwise jwt-svid rules */
+	AGENTID_PROFILE_ANY = 0, /* typ "at+jwt" -> access rules, otherwise jwt-svid rules */
 	AGENTID_PROFILE_JWT_SVID, /* SPIFFE JWT-SVID */
-	AGENTID_PROFILE_ACCESS    /* RFC 9068 access token issued by agentid-exchange */
+	AGENTID_PROFILE_ACCESS /* RFC 9068 access token issued by agentid-exchange */
 };
 
 /* "jwt-svid", "access", "any" */
@@ -102,33 +102,33 @@ const char *agentid_profile_name(enum agentid_profile p);
 
 struct agentid_verifier_config {
 	enum agentid_profile profile;
-	struct agentid_trust *trust;             /* required; the verifier takes a reference */
-	const char *const *issuers;              /* iss must equal one (access: required); when set,
-	                                          * tokens of both profiles must carry iss */
+	struct agentid_trust *trust; /* required; the verifier takes a reference */
+	const char *const *issuers; /* iss must equal one (access: required); when set,
+	                             * tokens of both profiles must carry iss */
 	size_t n_issuers;
-	const char *const *audiences;            /* aud must contain one of these (required) */
+	const char *const *audiences; /* aud must contain one of these (required) */
 	size_t n_audiences;
-	unsigned algs;                           /* AGENTID_ALG_BIT mask; 0 = profile default */
-	long leeway;                             /* seconds for exp/nbf/iat */
+	unsigned algs; /* AGENTID_ALG_BIT mask; 0 = profile default */
+	long leeway; /* seconds for exp/nbf/iat */
 	struct agentid_limits limits;
-	const char *const *required_scopes;      /* all-of, or any-of with scope_any */
+	const char *const *required_scopes; /* all-of, or any-of with scope_any */
 	size_t n_required_scopes;
 	int scope_any;
-	int max_chain_depth;                     /* act hops */
-	int chain_require_spiffe;                /* default 1 */
-	int chain_require_trusted;               /* each hop's trust domain in trust; default 0 */
-	const char *const *allow_actors;         /* every hop of act must match (patterns) */
+	int max_chain_depth; /* act hops */
+	int chain_require_spiffe; /* default 1 */
+	int chain_require_trusted; /* each hop's trust domain in trust; default 0 */
+	const char *const *allow_actors; /* every hop of act must match (patterns) */
 	size_t n_allow_actors;
-	const char *const *allow_agents;         /* the current actor must match (patterns) */
+	const char *const *allow_agents; /* the current actor must match (patterns) */
 	size_t n_allow_agents;
-	const char *const *allow_subjects;       /* sub must match: SPIFFE patterns; an entry not
-	                                          * starting with "spiffe:" is an exact literal for
-	                                          * non-SPIFFE subjects, which also match "*" */
+	const char *const *allow_subjects; /* sub must match: SPIFFE patterns; an entry not
+	                                    * starting with "spiffe:" is an exact literal for
+	                                    * non-SPIFFE subjects, which also match "*" */
 	size_t n_allow_subjects;
-	const char *const *required_claims;      /* must be present */
+	const char *const *required_claims; /* must be present */
 	size_t n_required_claims;
-	const char *const *claim_names;          /* claim_names[i] must equal claim_values[i] */
-	const char *const *claim_values;         /* (string claims; or membership in an array) */
+	const char *const *claim_names; /* claim_names[i] must equal claim_values[i] */
+	const char *const *claim_values; /* (string claims; or membership in an array) */
 	size_t n_claim_values;
 };
 
@@ -178,11 +178,11 @@ enum agentid_profile agentid_token_profile(const struct agentid_token *t); /* JW
 const json_t *agentid_token_header(const struct agentid_token *t);
 const json_t *agentid_token_claims(const struct agentid_token *t);
 enum agentid_alg agentid_token_alg(const struct agentid_token *t);
-const char *agentid_token_kid(const struct agentid_token *t);       /* may be NULL */
+const char *agentid_token_kid(const struct agentid_token *t); /* may be NULL */
 const char *agentid_token_claim_string(const struct agentid_token *t, const char *name);
-const char *agentid_token_iss(const struct agentid_token *t);       /* may be NULL */
+const char *agentid_token_iss(const struct agentid_token *t); /* may be NULL */
 const char *agentid_token_sub(const struct agentid_token *t);
-const char *agentid_token_jti(const struct agentid_token *t);       /* may be NULL */
+const char *agentid_token_jti(const struct agentid_token *t); /* may be NULL */
 const char *agentid_token_client_id(const struct agentid_token *t); /* may be NULL */
 /* The acting agent: chain[0] when act is present, otherwise sub. */
 const char *agentid_token_agent(const struct agentid_token *t);
@@ -195,7 +195,8 @@ int64_t agentid_token_iat(const struct agentid_token *t); /* -1 when absent */
 int64_t agentid_token_nbf(const struct agentid_token *t); /* -1 when absent */
 const struct agentid_chain *agentid_token_chain(const struct agentid_token *t);
 const struct agentid_scopes *agentid_token_scopes(const struct agentid_token *t);
-/* Compact serialization of the token header.payload part is not kept; the key that verified it is: */
+/* Compact serialization of the token header.payload part is not kept; the key that verified it is:
+ */
 const struct agentid_key *agentid_token_key(const struct agentid_token *t);
 void agentid_token_free(struct agentid_token *t);
 
