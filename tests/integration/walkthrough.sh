@@ -76,6 +76,7 @@ if [ -z "$skip_nginx" ]; then
 	assert_grep '^403$' "$out" "step 6: nginx refuses out-of-scope access"
 	assert_grep '^401$' "$out" "step 6: nginx refuses a request without token"
 	assert_grep 'agent=spiffe://example.org/worker/7 chain=' "$out" "step 6: access log names the agent"
+	assert_grep 'error_description="revoked"' "$out" "step 8: nginx refuses the revoked token"
 else
 	echo "# nginx steps skipped: $skip_nginx"
 fi
