@@ -320,8 +320,11 @@ load_bundle(
 	if (pa_check_file(pamh, "bundle", path) != 0)
 		return AGENTID_EIO;
 	if ((r = agentid_bundle_load_file(td[0] != '\0' ? td : NULL, path, &b, err)) != 0) {
-		pam_syslog(pamh, LOG_ERR, "bundle %s: %s: %s %s", path, agentid_strerror(r),
-		    agentid_reason_code(err->reason), err->detail);
+		if (err->reason == AGENTID_R_OK)
+			pam_syslog(pamh, LOG_ERR, "bundle %s: %s", path, agentid_strerror(r));
+		else
+			pam_syslog(pamh, LOG_ERR, "bundle %s: %s: %s %s", path, agentid_strerror(r),
+			    agentid_reason_code(err->reason), err->detail);
 		return r;
 	}
 	r = agentid_trust_add_bundle(trust, b);
