@@ -40,6 +40,10 @@ else
 	ldflags="-Wl,-z,relro -Wl,-z,now"
 fi
 
+# A sanitizer build of the tree (configure --enable-sanitizers) instruments the module too;
+# the tests then preload libasan into nginx.
+cflags="$cflags ${AGENTID_SAN_CFLAGS:-}"
+ldflags="$ldflags ${AGENTID_SAN_LDFLAGS:-}"
 
 pc_libs=$(pkg-config --libs jansson libcrypto 2>/dev/null || echo "-ljansson -lcrypto")
 
@@ -47,7 +51,8 @@ export AGENTID_INCS="$srcdir/include"
 export AGENTID_LIBS="-L$builddir/.libs -Wl,-rpath,$builddir/.libs -lagentid $pc_libs"
 
 if [ ! -f "$objs/Makefile" ] || [ "$srcdir/nginx-module/config" -nt "$objs/Makefile" ] \
-    || [ "$0" -nt "$objs/Makefile" ]; then
+    || [ "$0" -nt "$objs/Makefile" ] \
+    || [ "${AGENTID_SAN_CFLAGS:-}" != "$(cat "$out/san-flags" 2>/dev/null)" ]; then
 	(
 		cd "$out/nginx-src"
 		. ./conf_flags
@@ -58,6 +63,7 @@ if [ ! -f "$objs/Makefile" ] || [ "$srcdir/nginx-module/config" -nt "$objs/Makef
 		tail -n 30 "$out/configure.log" >&2
 		exit 1
 	}
+	printf '%s' "${AGENTID_SAN_CFLAGS:-}" >"$out/san-flags"
 fi
 
 make -s --no-print-directory -f "$objs/Makefile" -C "$out/nginx-src" modules

@@ -415,7 +415,9 @@ ngx_http_agentid_cache_put(ngx_http_request_t *r, ngx_http_agentid_ctx_t *ctx,
     for (i = 0; i < NGX_HTTP_AGENTID_F_COUNT; i++) {
         len = (uint16_t) ctx->field[i].len;
         p = ngx_cpymem(p, &len, sizeof(uint16_t));
-        p = ngx_cpymem(p, ctx->field[i].data, len);
+        if (len) {
+            p = ngx_cpymem(p, ctx->field[i].data, len);
+        }
     }
 
     /* the verifier accepts the token until exp + leeway; so does the cache */

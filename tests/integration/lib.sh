@@ -44,7 +44,7 @@ lib_cleanup() {
 	if [ -n "$T_EXIT_HOOKS" ]; then
 		eval "$T_EXIT_HOOKS" || :
 	fi
-	rm -rf "$TMP"
+	[ -n "${AGENTID_TEST_KEEP:-}" ] && echo "kept $TMP" >&2 || rm -rf "$TMP"
 }
 trap lib_cleanup EXIT
 trap 'exit 130' INT TERM HUP
