@@ -39,7 +39,17 @@ struct agentid_key {
 	    order[AGENTID_EC_MAX_COORD]; /* EC: group order, big-endian, coord_len bytes */
 	int rsa_bits; /* RSA only */
 	size_t sig_len; /* JWS signature length (RSA: modulus bytes) */
+	/*
+	 * Signature contexts prepared on first use, one per direction (0
+	 * verify, 1 sign) and algorithm, and duplicated for every operation
+	 * (sig.c).  Published with a compare-and-swap, so a key shared by
+	 * several threads needs no lock; freed with the key.
+	 */
+	_Atomic(EVP_MD_CTX *) sig_tmpl[2][AGENTID_ALG__COUNT];
 };
+
+/* Frees the prepared signature contexts of key (agentid_key_free). */
+void agentid_sig_templates_free(struct agentid_key *key);
 
 /* Standard base64 (RFC 4648 section 4, padded) as used by "x5c". */
 int agentid_b64std_decode_alloc(const char *in, size_t n, unsigned char **out, size_t *outlen);

@@ -912,6 +912,7 @@ agentid_key_free(struct agentid_key *key)
 {
 	if (key == NULL || !agentid_ref_put(&key->ref))
 		return;
+	agentid_sig_templates_free(key);
 	EVP_PKEY_free(key->pkey);
 	X509_free(key->cert);
 	sk_X509_pop_free(key->chain, X509_free);

@@ -6,9 +6,21 @@
  * (0 < R, S < n) before OpenSSL sees anything, so the "psychic signature"
  * R = S = 0 is refused by our code and not by luck, and then re-encodes
  * the pair as DER in a stack buffer, without allocating.
+ *
+ * EVP_DigestVerifyInit_ex and EVP_DigestSignInit_ex are expensive in
+ * OpenSSL 3.0: each call fetches the digest and the signature algorithm
+ * by name, walks the provider's name map and takes the method-store locks
+ * that every worker thread shares.  So each key keeps one initialised
+ * context per algorithm and direction, made on first use, and every
+ * operation works on a duplicate of its EVP_PKEY_CTX, which copies the
+ * provider's state and takes references but looks nothing up.  The
+ * duplicate is finalised in place (EVP_MD_CTX_FLAG_FINALISE), which
+ * spares OpenSSL a second duplicate inside the Final call.
  */
 #include "config.h"
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -67,6 +79,87 @@ sig_ctx_init(EVP_MD_CTX *ctx, const struct agentid_key *key, enum agentid_alg al
 			return AGENTID_ECRYPTO;
 	}
 	return 0;
+}
+
+/*
+ * The prepared context of key for alg in one direction, made on first use.
+ * Two threads may race to make it: one wins the compare-and-swap, the
+ * other frees its copy.  key is const to callers, but the cache is not
+ * part of its value (the object itself is never const: it comes from
+ * agentid_calloc).
+ */
+static EVP_MD_CTX *
+sig_template(const struct agentid_key *key, enum agentid_alg alg, int sign)
+{
+	_Atomic(EVP_MD_CTX *) *slot =
+	    &((struct agentid_key *)(uintptr_t)key)->sig_tmpl[sign ? 1 : 0][alg];
+	EVP_MD_CTX *t, *expected = NULL;
+
+	if ((t = atomic_load_explicit(slot, memory_order_acquire)) != NULL)
+		return t;
+	if ((t = EVP_MD_CTX_new()) == NULL)
+		return NULL;
+	if (sig_ctx_init(t, key, alg, sign) != 0) {
+		EVP_MD_CTX_free(t);
+		return NULL;
+	}
+	if (!atomic_compare_exchange_strong_explicit(slot, &expected, t, memory_order_acq_rel,
+		memory_order_acquire)) {
+		EVP_MD_CTX_free(t);
+		t = expected;
+	}
+	return t;
+}
+
+void
+agentid_sig_templates_free(struct agentid_key *key)
+{
+	size_t d, a;
+
+	for (d = 0; d < 2; d++)
+		for (a = 0; a < AGENTID_ALG__COUNT; a++) {
+			EVP_MD_CTX_free(atomic_load(&key->sig_tmpl[d][a]));
+			atomic_store(&key->sig_tmpl[d][a], NULL);
+		}
+}
+
+/*
+ * A context for one signature operation: a duplicate of the prepared
+ * EVP_PKEY_CTX in a fresh EVP_MD_CTX (the provider path of EVP_DigestSign
+ * and EVP_DigestVerify only uses the EVP_PKEY_CTX).  EVP_MD_CTX_set_pkey_ctx
+ * leaves the EVP_PKEY_CTX to us: sig_ctx_free releases both.
+ */
+static int
+sig_ctx_new(const struct agentid_key *key, enum agentid_alg alg, int sign, EVP_MD_CTX **out)
+{
+	EVP_MD_CTX *tmpl, *ctx;
+	EVP_PKEY_CTX *pctx;
+
+	*out = NULL;
+	if ((tmpl = sig_template(key, alg, sign)) == NULL)
+		return AGENTID_ECRYPTO;
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return AGENTID_ENOMEM;
+	if ((pctx = EVP_PKEY_CTX_dup(EVP_MD_CTX_get_pkey_ctx(tmpl))) == NULL) {
+		EVP_MD_CTX_free(ctx);
+		return AGENTID_ECRYPTO;
+	}
+	EVP_MD_CTX_set_pkey_ctx(ctx, pctx);
+	EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
+	*out = ctx;
+	return 0;
+}
+
+static void
+sig_ctx_free(EVP_MD_CTX *ctx)
+{
+	EVP_PKEY_CTX *pctx;
+
+	if (ctx == NULL)
+		return;
+	pctx = EVP_MD_CTX_get_pkey_ctx(ctx);
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_CTX_free(pctx);
 }
 
 /* Appends a DER INTEGER holding the unsigned big-endian v (len bytes) at p. */
@@ -151,15 +244,12 @@ agentid_sig_verify(const struct agentid_key *key, enum agentid_alg alg, const vo
 		vlen = ecdsa_raw_to_der(sig, key->coord_len, der);
 		vsig = der;
 	}
-	if ((ctx = EVP_MD_CTX_new()) == NULL)
-		return AGENTID_ENOMEM;
-	if ((r = sig_ctx_init(ctx, key, alg, 0)) != 0) {
-		EVP_MD_CTX_free(ctx);
+	if ((r = sig_ctx_new(key, alg, 0, &ctx)) != 0) {
 		ERR_clear_error();
 		return r;
 	}
 	ok = EVP_DigestVerify(ctx, vsig, vlen, msg, len);
-	EVP_MD_CTX_free(ctx);
+	sig_ctx_free(ctx);
 	if (ok != 1) {
 		ERR_clear_error();
 		return agentid_error_set(err, AGENTID_R_BAD_SIGNATURE,
@@ -203,13 +293,13 @@ agentid_sig_sign(const struct agentid_key *key, enum agentid_alg alg, const void
 	if ((unsigned)alg >= AGENTID_ALG__COUNT || alg == AGENTID_ALG_UNKNOWN || !key->is_private
 	    || !agentid_key_supports_alg(key, alg))
 		return AGENTID_EINVAL;
-	if ((ctx = EVP_MD_CTX_new()) == NULL)
-		return AGENTID_ENOMEM;
-	if ((r = sig_ctx_init(ctx, key, alg, 1)) != 0)
+	if ((r = sig_ctx_new(key, alg, 1, &ctx)) != 0)
 		goto out;
 	r = AGENTID_ECRYPTO;
-	if (EVP_DigestSign(ctx, NULL, &blen, msg, len) != 1)
+	/* The largest signature of the key (DER for ECDSA), so one call signs. */
+	if (EVP_PKEY_get_size(key->pkey) <= 0)
 		goto out;
+	blen = (size_t)EVP_PKEY_get_size(key->pkey);
 	if ((buf = agentid_malloc(blen)) == NULL) {
 		r = AGENTID_ENOMEM;
 		goto out;
@@ -235,7 +325,7 @@ agentid_sig_sign(const struct agentid_key *key, enum agentid_alg alg, const void
 out:
 	if (r != 0)
 		ERR_clear_error();
-	EVP_MD_CTX_free(ctx);
+	sig_ctx_free(ctx);
 	agentid_free(buf);
 	agentid_free(raw);
 	return r;

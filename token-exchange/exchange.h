@@ -217,7 +217,16 @@ enum xc_revoke_by { XC_REVOKE_JTI, XC_REVOKE_AGENT, XC_REVOKE_SUBJECT, XC_REVOKE
 struct xc_store_ops {
 	const char *name;
 	int (*migrate)(void *db);
+	/*
+	 * 0 written; AGENTID_EREJECTED when the backend refuses the row because
+	 * its parent is revoked (SQLite checks this atomically); other errors.
+	 */
 	int (*ledger_insert)(void *db, const struct xc_ledger_entry *e);
+	/*
+	 * Optional: inserts n rows in one transaction, res[i] = the result for
+	 * row i.  Without it the store inserts them one by one.
+	 */
+	int (*ledger_insert_many)(void *db, const struct xc_ledger_entry *e, size_t n, int *res);
 	/* 0 found, AGENTID_ENOTFOUND, or another error */
 	int (*ledger_get)(void *db, const char *jti, struct xc_ledger_entry *e);
 	/* Revokes the matching tokens and all their descendants; *n = number newly revoked. */
@@ -230,7 +239,10 @@ struct xc_store_ops {
 	int (*revocation_epoch)(void *db, int64_t *epoch);
 	/* 0 stored, AGENTID_EREJECTED when jti was already seen. */
 	int (*replay_check)(void *db, const char *jti, int64_t exp);
+	/* Deletes expired rows: 0 done, 1 when called again it would delete more. */
 	int (*prune)(void *db, int64_t now);
+	/* Optional: moves committed pages from the log into the database (SQLite WAL). */
+	int (*checkpoint)(void *db);
 	void (*close)(void *db);
 };
 
@@ -247,6 +259,27 @@ int xc_store_open(const struct xc_config *c, struct xc_store **out, char *errbuf
 void xc_store_close(struct xc_store *s);
 void xc_ledger_entry_clear(struct xc_ledger_entry *e);
 int xc_store_ledger_insert(struct xc_store *s, const struct xc_ledger_entry *e);
+/* Checkpoints the log (SQLite WAL) off the request path; called by the main thread's tick. */
+int xc_store_checkpoint(struct xc_store *s);
+
+/*
+ * Group commit of ledger rows, one batch per worker thread.  A request
+ * that issues a token queues its row with xc_batch_add; at the end of the
+ * event-loop pass that handled it (when the requests that arrived
+ * together have all been handled) the batch writes every queued row in one
+ * transaction and then calls each done(0 or error, arg), which sends the
+ * response.  No token leaves the server before its row is committed, and
+ * one commit (one WAL append) serves many exchanges.
+ */
+struct xc_batch;
+struct event_base;
+typedef void (*xc_batch_done_fn)(int rc, void *arg);
+struct xc_batch *xc_batch_new(struct event_base *base, struct xc_store *store);
+/* Commits what is queued, then frees. */
+void xc_batch_free(struct xc_batch *b);
+/* Copies e; on success done(rc, arg) is called exactly once, later, from the batch's loop. */
+int xc_batch_add(struct xc_batch *b, const struct xc_ledger_entry *e, xc_batch_done_fn done,
+    void *arg);
 int xc_store_ledger_get(struct xc_store *s, const char *jti, struct xc_ledger_entry *e);
 int xc_store_revoke(struct xc_store *s, enum xc_revoke_by by, const char *value, long *n);
 int xc_store_status_bits(struct xc_store *s, int64_t first, int64_t count, unsigned char *bits);
@@ -275,6 +308,9 @@ struct xc_req {
 	int peer_cert_bad;           /* a certificate was presented and did not validate */
 	struct agentid_error peer_err;
 	int status;                  /* HTTP status sent, for metrics */
+	struct xc_batch *batch;      /* the worker's ledger batch (NULL: insert at once) */
+	struct timespec t0;          /* when dispatch started, for the latency histogram */
+	int deferred;                /* the response is sent later, by the batch */
 };
 
 enum xc_endpoint {

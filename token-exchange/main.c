@@ -382,6 +382,8 @@ static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	xc_audit_tick();
+	if (xc_global_store != NULL)
+		xc_store_checkpoint(xc_global_store);
 }
 
 /* Remote bundles and JWKS are re-fetched by reloading, which swaps everything atomically. */

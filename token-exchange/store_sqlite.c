@@ -3,10 +3,14 @@
  * are prepared once.  synchronous=NORMAL in WAL mode keeps every committed
  * transaction consistent across a crash and loses at most the last few
  * after a power failure, which for a ledger of short-lived tokens is the
- * right trade.  The store wrapper serialises calls.
+ * right trade.  The store wrapper serialises calls.  Rows issued
+ * together are written in one transaction (xc_batch in store.c), so the
+ * cost of a commit -- appending every touched page of the table and its
+ * indexes to the WAL -- is shared by all of them.
  */
 #include "config.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +20,8 @@
 #include "exchange.h"
 
 #define SCHEMA_VERSION 1
+#define SQ_CHECKPOINT_FRAMES 1000
+#define SQ_PRUNE_CHUNK 2000
 
 enum {
 	ST_INSERT,
@@ -29,12 +35,17 @@ enum {
 	ST_REV_AGENT,
 	ST_REV_SUBJECT,
 	ST_REV_TASK,
+	ST_BEGIN,
+	ST_COMMIT,
 	ST__COUNT
 };
 
 struct sq {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__COUNT];
+	sqlite3 *ckpt; /* checkpoints only, from the main thread (NULL: SQLite's automatic ones) */
+	int ckpt_open; /* ckpt has read the database (and so knows it is in WAL mode) */
+	atomic_int wal_frames; /* frames in the WAL after the last commit (wal hook) */
 };
 
 #define REVOKE_CASCADE(col)                                                                       \
@@ -44,9 +55,17 @@ struct sq {
 	"WHERE revoked = 0 AND jti IN (SELECT jti FROM d)"
 
 static const char *const stmt_sql[ST__COUNT] = {
+	/*
+	 * A child row is only written while its parent is not revoked: the
+	 * check and the insert are one statement under SQLite's write lock, so
+	 * a revocation committed after the exchange looked at the parent, but
+	 * before this row, cannot miss the child.
+	 */
 	[ST_INSERT] = "INSERT INTO tokens (jti, parent_jti, root_jti, subject, actor, client_id, "
 		      "task, scope, aud, act, cnf, iat, exp, status_idx, subject_iss, revoked) "
-		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0)",
+		      "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0 "
+		      "WHERE ?2 IS NULL OR NOT EXISTS "
+		      "(SELECT 1 FROM tokens WHERE jti = ?2 AND revoked = 1)",
 	[ST_GET] = "SELECT parent_jti, root_jti, subject, actor, client_id, task, scope, aud, act, "
 		   "cnf, iat, exp, status_idx, revoked, subject_iss FROM tokens WHERE jti = ?1",
 	[ST_BITS] = "SELECT status_idx FROM tokens WHERE revoked = 1 AND status_idx >= ?1 AND "
@@ -60,6 +79,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_REV_AGENT] = REVOKE_CASCADE("actor"),
 	[ST_REV_SUBJECT] = REVOKE_CASCADE("subject"),
 	[ST_REV_TASK] = REVOKE_CASCADE("task"),
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
 };
 
 static const char schema_v1[] =
@@ -104,7 +125,18 @@ sq_close(void *db)
 	for (i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(q->st[i]);
 	sqlite3_close(q->db);
+	sqlite3_close(q->ckpt);
 	free(q);
+}
+
+/* Called by SQLite after each commit on the request connection. */
+static int
+sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct sq *q = arg;
+
+	atomic_store_explicit(&q->wal_frames, frames, memory_order_relaxed);
+	return SQLITE_OK;
 }
 
 int
@@ -123,13 +155,62 @@ xc_store_sqlite_open(const char *path, void **db, char *errbuf, size_t errlen)
 		return AGENTID_EIO;
 	}
 	sqlite3_busy_timeout(q->db, 5000);
+	/*
+	 * A larger page cache (16 MiB, not the default 2 MiB) keeps the
+	 * jti index, whose random keys touch pages all over it, in memory.
+	 */
 	if (sq_exec(q, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-		       "PRAGMA foreign_keys=ON;") != 0) {
+		       "PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;") != 0) {
 		snprintf(errbuf, errlen, "%s: cannot configure SQLite database", path);
 		sq_close(q);
 		return AGENTID_EIO;
 	}
+	/*
+	 * SQLite's automatic checkpoint runs inside the commit that crosses
+	 * 1000 WAL pages, on a worker thread, and ends in fdatasync: a stall of
+	 * every request on that worker.  With a second connection for
+	 * checkpoints, the main thread's tick does them (xc_store_checkpoint)
+	 * once the WAL holds as many pages, and the request connection never
+	 * checkpoints.  If it cannot be opened, the automatic checkpoints stay.
+	 */
+	if (sqlite3_open_v2(path, &q->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_busy_timeout(q->ckpt, 5000);
+		/* Replaces the automatic checkpoint, which is itself a WAL hook. */
+		sqlite3_wal_hook(q->db, sq_wal_hook, q);
+	} else {
+		sqlite3_close(q->ckpt);
+		q->ckpt = NULL;
+	}
 	*db = q;
+	return 0;
+}
+
+static int
+sq_checkpoint(void *db)
+{
+	struct sq *q = db;
+	int rc;
+
+	/* The same threshold as SQLite's own automatic checkpoint. */
+	if (q->ckpt == NULL ||
+	    atomic_load_explicit(&q->wal_frames, memory_order_relaxed) < SQ_CHECKPOINT_FRAMES)
+		return 0;
+	/*
+	 * A connection that has not read the database yet does not know it is
+	 * in WAL mode, and its checkpoint would do nothing: read it once.
+	 */
+	if (!q->ckpt_open) {
+		if (sqlite3_exec(q->ckpt, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) !=
+		    SQLITE_OK)
+			return AGENTID_EIO;
+		q->ckpt_open = 1;
+	}
+	rc = sqlite3_wal_checkpoint_v2(q->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+		xc_log(AGENTID_LOG_WARN, "sqlite: checkpoint: %s", sqlite3_errmsg(q->ckpt));
+		return AGENTID_EIO;
+	}
 	return 0;
 }
 
@@ -217,6 +298,55 @@ sq_ledger_insert(void *db, const struct xc_ledger_entry *e)
 		xc_log(AGENTID_LOG_ERROR, "sqlite: ledger insert: %s", sqlite3_errmsg(q->db));
 		return AGENTID_EIO;
 	}
+	/* No row: the parent was revoked meanwhile. */
+	return sqlite3_changes(q->db) == 1 ? 0 : AGENTID_EREJECTED;
+}
+
+/* Runs a prepared statement without parameters or rows (BEGIN, COMMIT). */
+static int
+sq_step_done(struct sq *q, int which)
+{
+	sqlite3_stmt *st = q->st[which];
+	int rc;
+
+	sqlite3_reset(st);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		xc_log(AGENTID_LOG_ERROR, "sqlite: %s: %s", stmt_sql[which], sqlite3_errmsg(q->db));
+		return AGENTID_EIO;
+	}
+	return 0;
+}
+
+/*
+ * A batch of rows in one transaction: one WAL append and one commit for
+ * all of them.  A row refused because its parent was revoked is just not
+ * written; if any row fails otherwise, the transaction is rolled back and
+ * the rows are inserted one by one, so one bad row costs only its own
+ * token.
+ */
+static int
+sq_ledger_insert_many(void *db, const struct xc_ledger_entry *e, size_t n, int *res)
+{
+	struct sq *q = db;
+	size_t i;
+	int r, failed = 0;
+
+	if (n == 1) {
+		res[0] = sq_ledger_insert(db, e);
+		return 0;
+	}
+	if ((r = sq_step_done(q, ST_BEGIN)) != 0)
+		return r;
+	for (i = 0; i < n; i++)
+		if ((res[i] = sq_ledger_insert(db, &e[i])) != 0 && res[i] != AGENTID_EREJECTED)
+			failed = 1;
+	if (!failed && sq_step_done(q, ST_COMMIT) == 0)
+		return 0;
+	sq_exec(q, "ROLLBACK");
+	for (i = 0; i < n; i++)
+		res[i] = sq_ledger_insert(db, &e[i]);
 	return 0;
 }
 
@@ -379,23 +509,42 @@ sq_replay_check(void *db, const char *jti, int64_t exp)
 	return sqlite3_changes(q->db) == 1 ? 0 : AGENTID_EREJECTED;
 }
 
+/*
+ * Deletes at most SQ_PRUNE_CHUNK expired rows of each table and returns 1
+ * when there may be more: a day's worth of expired tokens deleted in one
+ * statement would hold the store (and every worker's next commit) for
+ * seconds, so the store wrapper calls this again, taking its lock for one
+ * chunk at a time.
+ */
 static int
 sq_prune(void *db, int64_t now)
 {
 	struct sq *q = db;
-	char sql[160];
+	char sql[320];
+	int n;
 
 	/* Tokens are kept a day past expiry so introspection and audits can still find them. */
 	snprintf(sql, sizeof(sql),
-	    "DELETE FROM tokens WHERE exp < %lld; DELETE FROM dpop_jti WHERE exp < %lld;",
-	    (long long)(now - 86400), (long long)now);
-	return sq_exec(q, sql);
+	    "DELETE FROM tokens WHERE rowid IN (SELECT rowid FROM tokens WHERE exp < %lld "
+	    "LIMIT %d)",
+	    (long long)(now - 86400), SQ_PRUNE_CHUNK);
+	if (sq_exec(q, sql) != 0)
+		return AGENTID_EIO;
+	n = sqlite3_changes(q->db);
+	snprintf(sql, sizeof(sql),
+	    "DELETE FROM dpop_jti WHERE rowid IN (SELECT rowid FROM dpop_jti WHERE exp < %lld "
+	    "LIMIT %d)",
+	    (long long)now, SQ_PRUNE_CHUNK);
+	if (sq_exec(q, sql) != 0)
+		return AGENTID_EIO;
+	return n == SQ_PRUNE_CHUNK || sqlite3_changes(q->db) == SQ_PRUNE_CHUNK ? 1 : 0;
 }
 
 const struct xc_store_ops xc_store_sqlite_ops = {
 	.name = "sqlite",
 	.migrate = sq_migrate,
 	.ledger_insert = sq_ledger_insert,
+	.ledger_insert_many = sq_ledger_insert_many,
 	.ledger_get = sq_ledger_get,
 	.revoke = sq_revoke,
 	.status_bits = sq_status_bits,
@@ -403,5 +552,6 @@ const struct xc_store_ops xc_store_sqlite_ops = {
 	.revocation_epoch = sq_revocation_epoch,
 	.replay_check = sq_replay_check,
 	.prune = sq_prune,
+	.checkpoint = sq_checkpoint,
 	.close = sq_close,
 };

@@ -80,6 +80,88 @@ err_text(const struct agentid_error *e)
 
 /* ---------------------------------------------------------------- client authentication */
 
+/*
+ * Verified client assertions, per worker thread.  A client on a keep-alive
+ * connection sends the same JWT-SVID assertion with every request until it
+ * renews it, and verifying its signature each time would make JWT-SVID
+ * client authentication cost what mTLS costs once per connection.  A hit
+ * needs the SHA-256 of the exact assertion bytes, the same runtime
+ * generation (a reload or bundle refresh changes the keys that verified
+ * it), and the current time inside [nbf, exp) without leeway, so a hit
+ * only accepts what verifying again would accept: the verifier has no
+ * other time-dependent check and client assertions are not single-use.
+ * Only the client assertion is cached, never subject or actor tokens.
+ */
+#define ACACHE_SLOTS 64
+#define ACACHE_ID_MAX 256
+
+struct acache_entry {
+	unsigned char hash[32];
+	unsigned generation;
+	int used;
+	int64_t nbf, exp;
+	char id[ACACHE_ID_MAX];
+};
+
+static _Thread_local struct acache_entry acache[ACACHE_SLOTS];
+static EVP_MD *acache_md;
+static pthread_once_t acache_once = PTHREAD_ONCE_INIT;
+
+static void
+acache_init(void)
+{
+	/* Fetched once: EVP_sha256() would fetch it again on every digest. */
+	acache_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static int
+acache_hash(const char *assertion, unsigned char hash[32])
+{
+	unsigned int n = 0;
+
+	pthread_once(&acache_once, acache_init);
+	return acache_md != NULL &&
+	    EVP_Digest(assertion, strlen(assertion), hash, &n, acache_md, NULL) == 1 && n == 32
+	    ? 0
+	    : -1;
+}
+
+static struct acache_entry *
+acache_slot(const unsigned char hash[32])
+{
+	return &acache[hash[0] % ACACHE_SLOTS];
+}
+
+static const char *
+acache_get(const struct xc_runtime *rt, const unsigned char hash[32], time_t now)
+{
+	const struct acache_entry *e = acache_slot(hash);
+
+	if (!e->used || e->generation != rt->generation || CRYPTO_memcmp(e->hash, hash, 32) != 0)
+		return NULL;
+	if ((int64_t)now >= e->exp || (e->nbf >= 0 && (int64_t)now < e->nbf))
+		return NULL;
+	return e->id;
+}
+
+static void
+acache_put(const struct xc_runtime *rt, const unsigned char hash[32],
+    const struct agentid_token *tok)
+{
+	struct acache_entry *e = acache_slot(hash);
+	const char *id = agentid_token_sub(tok);
+
+	e->used = 0;
+	if (strlen(id) >= sizeof(e->id))
+		return;
+	memcpy(e->hash, hash, 32);
+	e->generation = rt->generation;
+	e->nbf = agentid_token_nbf(tok);
+	e->exp = agentid_token_exp(tok);
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	e->used = 1;
+}
+
 void
 xc_client_clear(struct xc_client *c)
 {
@@ -95,7 +177,10 @@ xc_client_authenticate(struct xc_req *r, const struct xc_form *f, struct xc_clie
 	const char *client_id = xc_form_get(f, "client_id");
 	struct agentid_token *tok = NULL;
 	struct agentid_error err;
+	unsigned char hash[32];
+	time_t now = time(NULL);
 	const char *id;
+	int cached;
 
 	memset(out, 0, sizeof(*out));
 	agentid_error_clear(&err);
@@ -110,13 +195,19 @@ xc_client_authenticate(struct xc_req *r, const struct xc_form *f, struct xc_clie
 			    "unsupported client_assertion_type (use " XC_ASSERTION_JWT_SPIFFE ")");
 			return -1;
 		}
-		if (agentid_verify(r->rt->svid_verifier, assertion, strlen(assertion), time(NULL),
-			&tok, &err) != 0) {
-			xc_send_oauth_error(r, 401, "invalid_client", "client assertion rejected: %s: %s",
-			    agentid_reason_code(err.reason), err_text(&err));
-			return -1;
+		cached = acache_hash(assertion, hash) == 0;
+		if (!cached || (id = acache_get(r->rt, hash, now)) == NULL) {
+			if (agentid_verify(r->rt->svid_verifier, assertion, strlen(assertion), now,
+				&tok, &err) != 0) {
+				xc_send_oauth_error(r, 401, "invalid_client",
+				    "client assertion rejected: %s: %s",
+				    agentid_reason_code(err.reason), err_text(&err));
+				return -1;
+			}
+			id = agentid_token_sub(tok);
+			if (cached)
+				acache_put(r->rt, hash, tok);
 		}
-		id = agentid_token_sub(tok);
 		if (r->peer_id != NULL && strcmp(r->peer_id, id) != 0) {
 			agentid_token_free(tok);
 			xc_send_oauth_error(r, 401, "invalid_client",
@@ -605,14 +696,169 @@ requested_targets(const struct xc_form *f, json_t **out)
 	return 0;
 }
 
+/*
+ * An issued token waiting for its ledger row: the response and what the
+ * audit record and the log line need, copied out of the request.
+ */
+struct issued {
+	struct xc_req r; /* req stays valid until answered; rt is a reference */
+	char *body;      /* the JSON response, with the token: wiped when freed */
+	json_t *act, *aud;
+	char *agent, *subject, *task, *jti, *parent_jti, *scope, *scope_requested, *client;
+	size_t depth;
+};
+
+static void
+issued_free(struct issued *is)
+{
+	if (is == NULL)
+		return;
+	if (is->body != NULL) {
+		OPENSSL_cleanse(is->body, strlen(is->body));
+		free(is->body);
+	}
+	json_decref(is->act);
+	json_decref(is->aud);
+	free(is->agent);
+	free(is->subject);
+	free(is->task);
+	free(is->jti);
+	free(is->parent_jti);
+	free(is->scope);
+	free(is->scope_requested);
+	free(is->client);
+	xc_runtime_unref(is->r.rt);
+	free(is);
+}
+
+static int
+opt_dup(char **dst, const char *src)
+{
+	*dst = NULL;
+	return src == NULL || (*dst = strdup(src)) != NULL ? 0 : -1;
+}
+
+static struct issued *
+issued_new(struct xc_req *r, char *body, json_t *act, const struct grant *g,
+    const struct subject *s, const char *jti, const struct xc_client *client,
+    const char *scope_requested)
+{
+	struct issued *is;
+
+	if ((is = calloc(1, sizeof(*is))) == NULL)
+		return NULL;
+	is->r = *r;
+	xc_runtime_ref(is->r.rt);
+	is->act = json_incref(act);
+	is->aud = json_incref(g->aud);
+	is->depth = g->n_hops;
+	if (opt_dup(&is->agent, g->hops[0]) != 0 || opt_dup(&is->subject, s->principal) != 0 ||
+	    opt_dup(&is->task, g->task) != 0 || opt_dup(&is->jti, jti) != 0 ||
+	    opt_dup(&is->parent_jti, s->parent_jti) != 0 ||
+	    opt_dup(&is->scope, g->scope_str) != 0 ||
+	    opt_dup(&is->scope_requested, scope_requested) != 0 ||
+	    opt_dup(&is->client, client->id) != 0) {
+		issued_free(is);
+		return NULL;
+	}
+	is->body = body;
+	return is;
+}
+
+/* The ledger row is committed (rc 0) or not: answer, count, audit, log. */
+static void
+issued_done(int rc, void *arg)
+{
+	struct issued *is = arg;
+	struct timespec t1;
+
+	if (rc == AGENTID_EREJECTED) {
+		xc_log(AGENTID_LOG_INFO, "not issued jti=%s: parent jti=%s was revoked meanwhile",
+		    is->jti, is->parent_jti != NULL ? is->parent_jti : "-");
+		xc_send_oauth_error(&is->r, 400, "invalid_grant",
+		    "subject_token rejected: revoked: token has been revoked");
+	} else if (rc != 0)
+		xc_send_plain_error(&is->r, 503, "temporarily unable to issue tokens");
+	else {
+		struct xc_audit_event ev = {
+			.event = "exchange.granted",
+			.agent = is->agent,
+			.subject = is->subject,
+			.act = is->act,
+			.task = is->task,
+			.jti = is->jti,
+			.parent_jti = is->parent_jti,
+			.iss = is->r.rt->cfg->issuer,
+			.aud = is->aud,
+			.scope = is->scope,
+			.scope_requested = is->scope_requested,
+			.decision = "allow",
+			.reason = "ok",
+			.client = is->client,
+		};
+
+		xc_send_json_text(&is->r, 200, is->body, NULL, 0);
+		xc_metrics_issued();
+		xc_audit_record(&ev);
+		xc_log(AGENTID_LOG_INFO, "issued jti=%s sub=%s agent=%s client=%s depth=%zu",
+		    is->jti, is->subject, is->agent, is->client, is->depth);
+	}
+	if (is->r.deferred) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		xc_metrics_request(XC_EP_TOKEN, is->r.status);
+		xc_metrics_exchange_latency((double)(t1.tv_sec - is->r.t0.tv_sec) +
+		    (double)(t1.tv_nsec - is->r.t0.tv_nsec) / 1e9);
+	}
+	issued_free(is);
+}
+
+/*
+ * The RFC 8693 section 2.2.1 response, written directly instead of with
+ * json_pack and json_dumps: the token is base64url and dots, the types are
+ * ours, and a scope is scope-tokens of NQCHAR separated by spaces (RFC 6749
+ * appendix A.4, enforced by agentid_scopes_parse), so no value needs JSON
+ * escaping.  A string that would is refused rather than escaped.
+ */
+static char *
+response_body(const char *token, const char *issued_type, const char *token_type,
+    int64_t expires_in, const char *scope)
+{
+	const char *strs[] = { token, issued_type, token_type, scope };
+	size_t i, n = 128;
+	const char *p;
+	char *b;
+	int w;
+
+	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		for (p = strs[i]; *p != '\0'; p++)
+			if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
+				return NULL;
+		n += (size_t)(p - strs[i]);
+	}
+	if ((b = malloc(n)) == NULL)
+		return NULL;
+	w = snprintf(b, n,
+	    "{\"access_token\":\"%s\",\"issued_token_type\":\"%s\",\"token_type\":\"%s\","
+	    "\"expires_in\":%lld%s%s%s}",
+	    token, issued_type, token_type, (long long)expires_in,
+	    scope[0] != '\0' ? ",\"scope\":\"" : "", scope, scope[0] != '\0' ? "\"" : "");
+	if (w < 0 || (size_t)w >= n) {
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
 static int
 mint(struct xc_req *r, const struct xc_client *client, const struct subject *s, struct grant *g,
     const char *requested_type, const char *scope_requested)
 {
 	const struct xc_runtime *rt = r->rt;
 	struct xc_ledger_entry led;
-	json_t *claims = NULL, *act = NULL, *resp = NULL;
+	json_t *claims = NULL, *act = NULL;
 	char jti[32], *uri = NULL, *token = NULL, *aud_s = NULL, *act_s = NULL, *cnf_s = NULL;
+	char *body = NULL;
+	struct issued *is = NULL;
 	int64_t idx, now = (int64_t)time(NULL);
 	int rc = -1;
 
@@ -661,45 +907,35 @@ mint(struct xc_req *r, const struct xc_client *client, const struct subject *s, 
 	led.iat = now;
 	led.exp = g->exp;
 	led.status_idx = idx;
-	if (aud_s == NULL || act_s == NULL || xc_store_ledger_insert(r->store, &led) != 0)
+	if (aud_s == NULL || act_s == NULL)
 		goto fail;
-	resp = json_pack("{s:s,s:s,s:s,s:I}", "access_token", token, "issued_token_type",
-	    requested_type != NULL && strcmp(requested_type, XC_TT_JWT) == 0 ? XC_TT_JWT
-									    : XC_TT_ACCESS,
-	    "token_type", g->token_type, "expires_in", (json_int_t)(g->exp - now));
-	if (resp == NULL ||
-	    (g->scope_str[0] != '\0' &&
-		json_object_set_new(resp, "scope", json_string(g->scope_str)) != 0))
+	if ((body = response_body(token,
+		 requested_type != NULL && strcmp(requested_type, XC_TT_JWT) == 0 ? XC_TT_JWT
+										  : XC_TT_ACCESS,
+		 g->token_type, g->exp - now, g->scope_str)) == NULL)
 		goto fail;
-	xc_send_json(r, 200, resp);
-	xc_metrics_issued();
-	{
-		struct xc_audit_event ev = {
-			.event = "exchange.granted",
-			.agent = g->hops[0],
-			.subject = s->principal,
-			.act = act,
-			.task = g->task,
-			.jti = jti,
-			.parent_jti = s->parent_jti,
-			.iss = rt->cfg->issuer,
-			.aud = g->aud,
-			.scope = g->scope_str,
-			.scope_requested = scope_requested,
-			.decision = "allow",
-			.reason = "ok",
-			.client = client->id,
-		};
-		xc_audit_record(&ev);
-	}
-	xc_log(AGENTID_LOG_INFO, "issued jti=%s sub=%s agent=%s client=%s depth=%zu", jti,
-	    s->principal, g->hops[0], client->id, g->n_hops);
+	if ((is = issued_new(r, body, act, g, s, jti, client, scope_requested)) == NULL)
+		goto fail;
+	body = NULL;
+	/* Answered once the row is committed: with the worker's batch, or at once. */
+	if (r->batch != NULL) {
+		is->r.deferred = 1;
+		if (xc_batch_add(r->batch, &led, issued_done, is) != 0)
+			goto fail;
+		r->deferred = 1;
+	} else
+		issued_done(xc_store_ledger_insert(r->store, &led), is);
+	is = NULL;
 	rc = 0;
 	goto out;
 fail:
 	xc_send_plain_error(r, 503, "temporarily unable to issue tokens");
 out:
-	json_decref(resp);
+	issued_free(is);
+	if (body != NULL) {
+		OPENSSL_cleanse(body, strlen(body));
+		free(body);
+	}
 	json_decref(claims);
 	json_decref(act);
 	free(uri);

@@ -73,6 +73,20 @@ xc_post t1b /token none -d grant_type=$TE --data-urlencode "subject_token=$ORCH"
     -d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-spiffe \
     --data-urlencode "client_assertion=$ORCH"
 expect_ok t1b "JWT-SVID client assertion authenticates the client"
+# The server keeps verified assertions (per worker, by the hash of the exact
+# bytes): the same one again is accepted, one with a changed signature is not.
+xc_post t1c /token none -d grant_type=$TE --data-urlencode "subject_token=$ORCH" \
+    -d subject_token_type=$TT_JWT -d scope=read \
+    -d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-spiffe \
+    --data-urlencode "client_assertion=$ORCH"
+expect_ok t1c "the same client assertion is accepted again"
+BADSIG=$(printf '%s' "$ORCH" | awk '{ n = length($0) - 20; c = substr($0, n, 1);
+	print substr($0, 1, n - 1) (c == "A" ? "B" : "A") substr($0, n + 1) }')
+xc_post t1d /token none -d grant_type=$TE --data-urlencode "subject_token=$ORCH" \
+    -d subject_token_type=$TT_JWT -d scope=read \
+    -d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-spiffe \
+    --data-urlencode "client_assertion=$BADSIG"
+expect_oauth t1d 401 invalid_client "a client assertion with a changed signature"
 
 # ---- 2. on behalf of a user from a trusted external IdP ----
 USER=$("$AGENTID" dev sign --key "$XC_DIR/idp.key" --typ JWT --claim iss=https://idp.example \
