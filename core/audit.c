@@ -150,7 +150,10 @@ open_log(const char *path, int mode)
 	/*
 	 * A writer killed inside write(2) can leave a line without its newline.
 	 * Terminate it so that our first record starts on a line of its own; the
-	 * verifier reports the fragment as a torn record.
+	 * verifier reports the fragment as a torn record.  The file size can run
+	 * ahead of a concurrent append that is still being copied, so the byte
+	 * read may belong to a line that will be complete: then this adds an
+	 * empty line, which the verifier skips.
 	 */
 	if (fstat(fd, &st) == 0 && st.st_size > 0) {
 		int rfd = open(path, O_RDONLY | O_CLOEXEC);

@@ -144,7 +144,9 @@ assert_eq "$okw" 8 "8 concurrent writers finished"
 assert_exit 0 "$AGENTID" audit verify --key "$KEY" --json --require-checkpoint "$C"
 assert_eq "$(member streams)" 8 "8 streams"
 assert_eq "$(member streams_closed)" 8 "8 streams closed"
-assert_eq "$(member records)" "$(wc -l <"$C" | tr -d ' ')" "every line is a verified record"
+# A writer that starts while another's record is being copied may see a line without its
+# newline yet and terminate it: an empty line, which carries nothing and is skipped.
+assert_eq "$(member records)" "$(grep -c . "$C")" "every non-empty line is a verified record"
 assert_eq "$(grep -c '"event":"access.allowed"' "$C")" 80000 "exactly 80,000 event records"
 assert_eq "$(member torn)" 0 "no torn lines"
 
