@@ -33,22 +33,51 @@ build_lib() {
 		fi
 	done
 }
+# A target may name further sources (relative to SRCDIR, e.g. a server file it drives
+# unchanged) and pkg-config packages in its header comment:
+#   * fuzz-sources: token-exchange/form.c token-exchange/policy.c
+#   * fuzz-libs: yaml-0.1
+# Those sources are compiled with the same instrumentation, their folders on the include path.
+target_tag() {
+	sed -n "s/^[ /*]*fuzz-$2:[[:space:]]*//p" "$src/tests/fuzz/$1.c" | tr '\n' ' '
+}
 build_target() {
-	local t=$1
+	local t=$1 f o objs=() incs=() tlibs=""
+	local extra pkgs
+	extra=$(target_tag "$t" sources)
+	pkgs=$(target_tag "$t" libs)
+	mkdir -p "$objdir/extra"
+	for f in $extra; do
+		incs+=("-I$src/$(dirname "$f")")
+	done
+	for f in $extra; do
+		o="$objdir/extra/$(dirname "$f" | tr / _)_$(basename "$f" .c).o"
+		if [ ! -f "$o" ] || [ "$src/$f" -nt "$o" ]; then
+			# shellcheck disable=SC2086
+			"$cc" $cflags $extra_cflags "${incs[@]}" -fsanitize=fuzzer-no-link \
+				-c "$src/$f" -o "$o"
+		fi
+		objs+=("$o")
+	done
 	# shellcheck disable=SC2086
-	"$cc" $cflags $extra_cflags "$src/tests/fuzz/$t.c" "$objdir"/*.o $libs -o "$out/$t"
+	[ -n "$pkgs" ] && tlibs=$(pkg-config --libs $pkgs)
+	# shellcheck disable=SC2086
+	"$cc" $cflags $extra_cflags "${incs[@]}" "$src/tests/fuzz/$t.c" "$objdir"/*.o \
+		"${objs[@]}" $libs $tlibs -o "$out/$t"
 }
 run_target() {
 	local t=$1 secs=$2 corpus="$out/corpus/$1" seeds="$src/tests/fuzz/corpus/$1"
-	local dict=() crashdir="$out/crashes/$t"
+	local dict=() crashdir="$out/crashes/$t" log="$out/$t.${3:-smoke}.log"
 	mkdir -p "$corpus" "$crashdir"
 	[ -f "$src/tests/fuzz/$t.dict" ] && dict=(-dict="$src/tests/fuzz/$t.dict")
 	[ -d "$seeds" ] || seeds=
 	echo "fuzz: $t for ${secs}s"
 	"$out/$t" "${dict[@]}" -max_total_time="$secs" -max_len=20000 -timeout=10 -rss_limit_mb=2048 \
-		-print_final_stats=1 -artifact_prefix="$crashdir/" "$corpus" $seeds 2>"$out/$t.log" || {
-		tail -n 40 "$out/$t.log"; echo "fuzz: $t FAILED (artifacts in $crashdir)"; return 1; }
-	grep -E '^stat::number_of_executed_units' "$out/$t.log" | sed "s/^/fuzz: $t /"
+		-print_final_stats=1 -artifact_prefix="$crashdir/" "$corpus" $seeds 2>"$log" || {
+		tail -n 40 "$log"; echo "fuzz: $t FAILED (artifacts in $crashdir)"; return 1; }
+	# The last status line has the coverage reached (cov: edges, ft: features).
+	grep -E '^#[0-9]+' "$log" | tail -n 1 | sed "s/^/fuzz: $t /"
+	grep -E '^stat::number_of_executed_units' "$log" | sed "s/^/fuzz: $t /"
 }
 
 targets=$(cd "$src/tests/fuzz" && ls fuzz_*.c | sed 's/\.c$//')
@@ -67,7 +96,7 @@ smoke)
 run)
 	t=$4 secs=${5:-600}
 	build_target "$t"
-	run_target "$t" "$secs"
+	run_target "$t" "$secs" run
 	;;
 *) echo "usage: run.sh SRCDIR BUILDDIR smoke|run ..." >&2; exit 2 ;;
 esac
