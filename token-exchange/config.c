@@ -235,6 +235,22 @@ listen_item(struct cfgctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, v
 	}
 	if (strcmp(key, "tls") == 0)
 		return get_bool(x, v, key, &l->tls);
+	if (strcmp(key, "unix") == 0)
+		return get_path(x, v, key, &l->unix_path);
+	if (strcmp(key, "mode") == 0) {
+		char *end;
+
+		/* Octal, as chmod takes it: "0660". */
+		if (v->type != YAML_SCALAR_NODE)
+			return cerr(x, v, "'mode' must be an octal number such as 0660");
+		errno = 0;
+		port = strtol(scalar(v), &end, 8);
+		if (errno != 0 || end == scalar(v) || *end != '\0' || port < 0 || port > 0777)
+			return cerr(x, v, "'mode' must be an octal number such as 0660, not '%s'",
+			    scalar(v));
+		l->unix_mode = (int)port;
+		return 0;
+	}
 	return UNKNOWN(x, k, "listen");
 }
 
@@ -255,12 +271,26 @@ sect_listen(struct cfgctx *x, struct xc_config *c, yaml_node_t *v)
 		yaml_node_t *e = yaml_document_get_node(x->doc, *it);
 		struct xc_listen *l = &c->listens[c->n_listens++];
 
-		l->tls = 1;
+		l->tls = -1;
 		l->port = -1;
+		l->unix_mode = -1;
 		if (for_pairs(x, e, "listen", listen_item, l) != 0)
 			return -1;
+		if (l->unix_path != NULL) {
+			/* Behind a local proxy: plain HTTP unless TLS is asked for. */
+			if (l->addr != NULL || l->port >= 0)
+				return cerr(x, e,
+				    "a listen entry has either 'unix' or 'address' and 'port'");
+			if (l->tls < 0)
+				l->tls = 0;
+			continue;
+		}
+		if (l->unix_mode >= 0)
+			return cerr(x, e, "'mode' applies to unix sockets only");
+		if (l->tls < 0)
+			l->tls = 1;
 		if (l->addr == NULL)
-			return cerr(x, e, "listen entry needs 'address'");
+			return cerr(x, e, "listen entry needs 'address' (or 'unix')");
 		if (l->port < 0)
 			return cerr(x, e, "listen entry needs 'port'");
 		if (!l->tls && strcmp(l->addr, "127.0.0.1") != 0 && strcmp(l->addr, "::1") != 0)
@@ -319,6 +349,8 @@ limits_item(struct cfgctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, v
 	}
 	if (strcmp(key, "timeout") == 0)
 		return get_int(x, v, key, 1, 3600, &c->timeout);
+	if (strcmp(key, "request_timeout") == 0)
+		return get_int(x, v, key, 0, 3600, &c->request_timeout);
 	if (strcmp(key, "max_connections") == 0)
 		return get_int(x, v, key, 0, 1000000, &c->max_connections);
 	return UNKNOWN(x, k, "limits");
@@ -709,8 +741,10 @@ xc_config_free(struct xc_config *c)
 		return;
 	xc_policy_free(c);
 	free(c->path);
-	for (i = 0; i < c->n_listens; i++)
+	for (i = 0; i < c->n_listens; i++) {
 		free(c->listens[i].addr);
+		free(c->listens[i].unix_path);
+	}
 	free(c->listens);
 	free(c->tls_cert);
 	free(c->tls_key);
@@ -812,6 +846,7 @@ xc_config_load(const char *path, struct xc_config **out, char *errbuf, size_t er
 	c->max_body = 65536;
 	c->max_headers = 16384;
 	c->timeout = 10;
+	c->request_timeout = 10;
 	c->leeway = AGENTID_DEFAULT_LEEWAY;
 	c->status_list_size = 65536;
 	c->status_list_ttl = 60;

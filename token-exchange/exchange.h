@@ -35,9 +35,11 @@ struct evbuffer;
 enum xc_client_cert { XC_CLIENT_CERT_NONE = 0, XC_CLIENT_CERT_OPTIONAL, XC_CLIENT_CERT_REQUIRED };
 
 struct xc_listen {
-	char *addr;       /* numeric address, e.g. "127.0.0.1" or "::1" */
+	char *addr;       /* numeric address, e.g. "127.0.0.1" or "::1"; NULL for unix */
 	int port;
 	int tls;
+	char *unix_path;  /* unix-domain socket (plain HTTP behind a local proxy) */
+	int unix_mode;    /* permissions of the socket file; -1 = umask default */
 };
 
 struct xc_trust_domain {
@@ -95,7 +97,8 @@ struct xc_config {
 	size_t max_body;
 	size_t max_headers;
 	int timeout;             /* read/write/idle seconds */
-	int max_connections;     /* per worker; 0 = unlimited */
+	int request_timeout;     /* seconds from a request's first byte to its end; 0 = off */
+	int max_connections;     /* open connections of the process; 0 = unlimited */
 
 	char *issuer;            /* "https://host:port" (no trailing slash) */
 	char *token_endpoint;    /* issuer + "/token" unless configured */
@@ -243,6 +246,10 @@ struct xc_store_ops {
 	int (*prune)(void *db, int64_t now);
 	/* Optional: moves committed pages from the log into the database (SQLite WAL). */
 	int (*checkpoint)(void *db);
+	/* Optional: 0 while the database is known to be unreachable; lock-free. */
+	int (*available)(void *db);
+	/* Optional: off the request path, tries to reconnect an unreachable database. */
+	void (*probe)(void *db);
 	void (*close)(void *db);
 };
 
@@ -261,6 +268,10 @@ void xc_ledger_entry_clear(struct xc_ledger_entry *e);
 int xc_store_ledger_insert(struct xc_store *s, const struct xc_ledger_entry *e);
 /* Checkpoints the log (SQLite WAL) off the request path; called by the main thread's tick. */
 int xc_store_checkpoint(struct xc_store *s);
+/* 1 unless the database is known to be unreachable (for /healthz; never blocks). */
+int xc_store_available(struct xc_store *s);
+/* Reconnects an unreachable database; called by the main thread's tick, skipped when busy. */
+void xc_store_probe(struct xc_store *s);
 
 /*
  * Group commit of ledger rows, one batch per worker thread.  A request
@@ -460,6 +471,29 @@ int xc_server_start(struct xc_runtime *rt, struct xc_store *store, int threads, 
 void xc_server_stop(void);
 /* Publishes a new runtime; workers switch to it before their next request. */
 void xc_runtime_publish(struct xc_runtime *rt);
+
+/* ------------------------------------------------------------ connections (conn.c) */
+
+struct bufferevent;
+/* Sizes the descriptor table; once, before the workers start.  -1 on failure. */
+int xc_conn_init(void);
+void xc_conn_fini(void);
+/*
+ * The bufferevent of a new connection (evhttp's bevcb), TLS when ssl is set
+ * (ownership moves), with the request deadline and the connection cap.
+ */
+struct bufferevent *xc_conn_bev_new(struct event_base *base, SSL *ssl, int request_timeout,
+    int max_connections);
+/* Called by the request handler: the request arrived complete, stop its deadline. */
+void xc_conn_request(struct evhttp_request *req);
+/* Open connections; connections closed because a request missed its deadline. */
+int xc_conn_live(void);
+long xc_conn_deadline_closed(void);
+
+/* ------------------------------------------------------------ sd_notify (main.c) */
+
+/* Sends STATE to $NOTIFY_SOCKET (systemd's readiness protocol); no-op without it. */
+void xc_notify(const char *state);
 
 /* ------------------------------------------------------------ misc (main.c) */
 

@@ -18,7 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -346,8 +350,42 @@ load(const char *path, struct xc_runtime **out, char *errbuf, size_t errlen)
 
 /* ---------------------------------------------------------------- signals and timers */
 
+/*
+ * systemd's readiness protocol (sd_notify(3)): one datagram of
+ * newline-separated assignments to the unix socket named by $NOTIFY_SOCKET
+ * ("@" at the start means the abstract namespace).  Written here rather
+ * than linking libsystemd: it is a stable, documented interface and the
+ * server needs nothing else from that library.
+ */
+void
+xc_notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	socklen_t len;
+	size_t n;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@'))
+		return;
+	n = strlen(path);
+	if (n < 2 || n >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, n);
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sun, len) < 0)
+		xc_log(AGENTID_LOG_DEBUG, "sd_notify: %s: %s", path, strerror(errno));
+	close(fd);
+}
+
 static void
-on_hup(evutil_socket_t sig, short what, void *arg)
+reload(void)
 {
 	struct xc_runtime *rt = NULL;
 	char errbuf[512];
@@ -365,9 +403,26 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 }
 
 static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct timespec ts;
+	char msg[64];
+
+	/* MONOTONIC_USEC lets systemd (Type=notify-reload) match this reload to its request. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+	xc_notify(msg);
+	reload();
+	/* Ready again either way: a failed reload keeps the running configuration. */
+	xc_notify("READY=1");
+}
+
+static void
 on_term(evutil_socket_t sig, short what, void *arg)
 {
 	xc_log(AGENTID_LOG_INFO, "signal %d: draining and stopping", (int)sig);
+	xc_notify("STOPPING=1");
 	event_base_loopbreak(main_base);
 }
 
@@ -382,15 +437,17 @@ static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	xc_audit_tick();
-	if (xc_global_store != NULL)
+	if (xc_global_store != NULL) {
 		xc_store_checkpoint(xc_global_store);
+		xc_store_probe(xc_global_store);
+	}
 }
 
 /* Remote bundles and JWKS are re-fetched by reloading, which swaps everything atomically. */
 static void
 on_refresh(evutil_socket_t fd, short what, void *arg)
 {
-	on_hup(SIGHUP, 0, NULL);
+	reload();
 }
 
 static int
@@ -573,6 +630,7 @@ main(int argc, char **argv)
 	}
 	xc_log(AGENTID_LOG_INFO, "agentid-exchange %s ready: issuer %s, %d worker(s), %s store",
 	    PACKAGE_VERSION, rt->cfg->issuer, threads, rt->cfg->store_driver);
+	xc_notify("READY=1\nSTATUS=serving");
 	event_base_dispatch(main_base);
 	ret = 0;
 stop:

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -178,8 +180,18 @@ bev_tls(struct event_base *base, void *arg)
 	worker_refresh(w);
 	if (w->rt->ssl_ctx == NULL || (ssl = SSL_new(w->rt->ssl_ctx)) == NULL)
 		return NULL;
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	    BEV_OPT_CLOSE_ON_FREE);
+	return xc_conn_bev_new(base, ssl, w->rt->cfg->request_timeout,
+	    w->rt->cfg->max_connections);
+}
+
+static struct bufferevent *
+bev_plain(struct event_base *base, void *arg)
+{
+	struct worker *w = arg;
+
+	worker_refresh(w);
+	return xc_conn_bev_new(base, NULL, w->rt->cfg->request_timeout,
+	    w->rt->cfg->max_connections);
 }
 
 /* Fills r->peer_* from the connection's client certificate, verifying it once per runtime. */
@@ -263,6 +275,29 @@ send_static(struct xc_req *r, const char *body, const char *ctype)
 	xc_send_json_text(r, 200, body, ctype, 1);
 }
 
+/*
+ * 200 while the node can serve; 503 naming the store while the database is
+ * known to be unreachable, so a load balancer takes the node out of service
+ * (the main thread keeps reconnecting; see store_pg.c).
+ */
+static void
+send_health(struct xc_req *r)
+{
+	if (xc_store_available(r->store)) {
+		send_static(r, "{\"status\":\"ok\"}", "application/json");
+		return;
+	}
+	if (evhttp_request_get_command(r->req) != EVHTTP_REQ_GET &&
+	    evhttp_request_get_command(r->req) != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", "GET, HEAD");
+		xc_send_plain_error(r, 405, "method_not_allowed");
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Cache-Control", "no-store");
+	xc_send_json_text(r, 503, "{\"status\":\"unavailable\",\"store\":\"unavailable\"}",
+	    "application/json", 0);
+}
+
 static void
 send_metrics(struct xc_req *r)
 {
@@ -289,6 +324,7 @@ dispatch(struct evhttp_request *req, struct worker *w, int tls)
 	struct timespec t0, t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	xc_conn_request(req);
 	worker_refresh(w);
 	memset(&r, 0, sizeof(r));
 	r.req = req;
@@ -327,7 +363,7 @@ dispatch(struct evhttp_request *req, struct worker *w, int tls)
 		send_static(&r, r.rt->metadata_json, "application/json");
 	} else if (strcmp(path, "/healthz") == 0) {
 		ep = XC_EP_HEALTH;
-		send_static(&r, "{\"status\":\"ok\"}", "application/json");
+		send_health(&r);
 	} else if (strcmp(path, "/metrics") == 0) {
 		ep = XC_EP_METRICS;
 		send_metrics(&r);
@@ -434,6 +470,86 @@ worker_base_new(void)
 	return base;
 }
 
+/*
+ * Unix-domain listeners: one socket, made by the first worker; every worker
+ * watches it with its own listener (SO_REUSEPORT does not apply to unix
+ * sockets) and the process closes and removes it after the workers stop.
+ */
+static int unix_fds[16] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
+static char *unix_paths[16];
+
+static int
+unix_socket(const struct xc_listen *l, char *errbuf, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(l->unix_path) >= sizeof(sun.sun_path)) {
+		snprintf(errbuf, errlen, "unix socket path '%s' is too long", l->unix_path);
+		return -1;
+	}
+	memcpy(sun.sun_path, l->unix_path, strlen(l->unix_path) + 1);
+	/* A socket left by a previous run is replaced; anything else is an error. */
+	if (lstat(l->unix_path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(l->unix_path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    (l->unix_mode >= 0 && chmod(l->unix_path, (mode_t)l->unix_mode) != 0) ||
+	    listen(fd, 1024) != 0) {
+		snprintf(errbuf, errlen, "cannot listen on unix socket %s: %s", l->unix_path,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+bind_unix(struct worker *w, struct evhttp *http, const struct xc_listen *l, size_t i,
+    char *errbuf, size_t errlen)
+{
+	struct evconnlistener *lev;
+
+	if (unix_fds[i] < 0) {
+		if ((unix_fds[i] = unix_socket(l, errbuf, errlen)) < 0)
+			return -1;
+		if ((unix_paths[i] = strdup(l->unix_path)) == NULL)
+			return -1;
+	}
+	/* Backlog 0: the socket is listening already; the process closes it. */
+	lev = evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_EXEC, 0, unix_fds[i]);
+	if (lev == NULL) {
+		snprintf(errbuf, errlen, "cannot watch unix socket %s", l->unix_path);
+		return -1;
+	}
+	if (evhttp_bind_listener(http, lev) == NULL) {
+		evconnlistener_free(lev);
+		snprintf(errbuf, errlen, "cannot attach listener");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+unix_close_all(void)
+{
+	size_t i;
+
+	for (i = 0; i < 16; i++) {
+		if (unix_fds[i] >= 0)
+			close(unix_fds[i]);
+		unix_fds[i] = -1;
+		if (unix_paths[i] != NULL)
+			unlink(unix_paths[i]);
+		free(unix_paths[i]);
+		unix_paths[i] = NULL;
+	}
+}
+
 static int
 bind_one(struct worker *w, struct evhttp *http, const struct xc_listen *l, int *port,
     char *errbuf, size_t errlen)
@@ -504,8 +620,7 @@ http_new(struct worker *w, const struct xc_config *c, int tls)
 		EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(h, "application/json");
 	evhttp_set_gencb(h, tls ? gencb_tls : gencb_plain, w);
-	if (tls)
-		evhttp_set_bevcb(h, bev_tls, w);
+	evhttp_set_bevcb(h, tls ? bev_tls : bev_plain, w);
 	return h;
 }
 
@@ -529,6 +644,10 @@ xc_server_start(struct xc_runtime *rt, struct xc_store *store, int threads, char
 	xc_runtime_publish(rt);
 	if ((workers = calloc((size_t)threads, sizeof(*workers))) == NULL)
 		return -1;
+	if (xc_conn_init() != 0) {
+		snprintf(errbuf, errlen, "out of memory");
+		return -1;
+	}
 	for (i = 0; i < c->n_listens && i < 16; i++)
 		ports[i] = c->listens[i].port;
 	for (t = 0; t < threads; t++) {
@@ -549,6 +668,14 @@ xc_server_start(struct xc_runtime *rt, struct xc_store *store, int threads, char
 
 			if (*hp == NULL && (*hp = http_new(w, c, l->tls)) == NULL)
 				goto fail;
+			if (l->unix_path != NULL) {
+				if (bind_unix(w, *hp, l, i, errbuf, errlen) != 0)
+					goto fail_msg;
+				if (t == 0)
+					xc_log(AGENTID_LOG_INFO, "listening on unix socket %s (%s)",
+					    l->unix_path, l->tls ? "TLS" : "plain HTTP");
+				continue;
+			}
 			if (bind_one(w, *hp, l, &ports[i], errbuf, errlen) != 0)
 				goto fail_msg;
 			if (t == 0)
@@ -594,6 +721,8 @@ xc_server_stop(void)
 	free(workers);
 	workers = NULL;
 	n_workers = 0;
+	unix_close_all();
+	xc_conn_fini();
 	pthread_mutex_lock(&rt_lock);
 	xc_runtime_unref(rt_latest);
 	rt_latest = NULL;

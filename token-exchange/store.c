@@ -92,6 +92,24 @@ xc_ledger_entry_clear(struct xc_ledger_entry *e)
 	} while (0)
 
 int
+xc_store_available(struct xc_store *s)
+{
+	return s == NULL || s->ops->available == NULL || s->ops->available(s->db);
+}
+
+void
+xc_store_probe(struct xc_store *s)
+{
+	if (s == NULL || s->ops->probe == NULL || s->ops->available(s->db))
+		return;
+	/* A worker holding the lock is reconnecting (or using the store) already. */
+	if (pthread_mutex_trylock(&s->lock) != 0)
+		return;
+	s->ops->probe(s->db);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int
 xc_store_ledger_insert(struct xc_store *s, const struct xc_ledger_entry *e)
 {
 	int r;

@@ -4,14 +4,24 @@
  * (revocation cascades are one recursive UPDATE), so nodes need no
  * coordination beyond the database: status indexes come from one counter
  * row, replay caches from one primary key.  Migrations run under an
- * advisory lock so nodes starting together do not race.  A broken
- * connection is reset once and the statement retried.
+ * advisory lock so nodes starting together do not race.
+ *
+ * An unreachable database must not wedge the server: libpq's connect
+ * timeout defaults to 2 s here (libpq's own default is to wait forever), a
+ * broken connection is reset at most once per back-off second -- every
+ * statement in between fails at once, so the request gets its 503 without
+ * waiting -- and the warning about it is logged once per second with the
+ * number of failures it stands for.  While the database is down /healthz
+ * says so, and the main thread keeps trying to reconnect, so a node that a
+ * load balancer took out of service comes back by itself.
  */
 #include "config.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "exchange.h"
 
@@ -19,10 +29,26 @@
 #include <libpq-fe.h>
 
 #define SCHEMA_VERSION 1
+#define PG_CONNECT_TIMEOUT "2"  /* seconds, unless conninfo sets connect_timeout */
+#define PG_RETRY_SECONDS 1.0    /* no reset attempt for this long after a failed one */
 
+/* Fields other than down are used under the store's lock. */
 struct pg {
 	PGconn *conn;
+	atomic_int down;            /* the last attempt to reach the database failed */
+	double retry_at;            /* monotonic seconds: next reset attempt allowed */
+	double warn_at;             /* next connection warning allowed */
+	unsigned long suppressed;   /* failures not logged since the last warning */
 };
+
+static double
+mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static const char schema_v1[] =
     "CREATE TABLE tokens ("
@@ -52,24 +78,78 @@ static const char schema_v1[] =
 	"EXISTS (SELECT 1 FROM u) RETURNING 1) "                                                  \
 	"SELECT count(*) FROM u"
 
+/* Logs a connection failure at most once per back-off window, with the count. */
+static void
+pg_warn(struct pg *p)
+{
+	char msg[256];
+	size_t n;
+	double now = mono();
+
+	if (now < p->warn_at) {
+		p->suppressed++;
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(p->conn));
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	if (p->suppressed > 0)
+		xc_log(AGENTID_LOG_WARN,
+		    "postgres: connection lost, resetting: %s (%lu more failures since the last "
+		    "message)",
+		    n > 0 ? msg : "no connection", p->suppressed);
+	else
+		xc_log(AGENTID_LOG_WARN, "postgres: connection lost, resetting: %s",
+		    n > 0 ? msg : "no connection");
+	p->suppressed = 0;
+	p->warn_at = now + PG_RETRY_SECONDS;
+}
+
+/* One reset attempt unless one failed less than a back-off window ago; 0 when connected. */
+static int
+pg_reconnect(struct pg *p)
+{
+	atomic_store(&p->down, 1);
+	if (mono() < p->retry_at) {
+		pg_warn(p);
+		return -1;
+	}
+	PQreset(p->conn);
+	if (PQstatus(p->conn) == CONNECTION_OK) {
+		atomic_store(&p->down, 0);
+		xc_log(AGENTID_LOG_INFO, "postgres: connection re-established");
+		return 0;
+	}
+	p->retry_at = mono() + PG_RETRY_SECONDS;
+	pg_warn(p);
+	return -1;
+}
+
+static PGresult *
+pg_run(struct pg *p, const char *sql, int n, const char *const *vals)
+{
+	/* Without parameters, PQexec: it also runs scripts of several statements. */
+	return n > 0 ? PQexecParams(p->conn, sql, n, NULL, vals, NULL, NULL, 0)
+		     : PQexec(p->conn, sql);
+}
+
+/* NULL when the database cannot be reached now (pg_ok maps it to AGENTID_EIO). */
 static PGresult *
 pg_exec(struct pg *p, const char *sql, int n, const char *const *vals)
 {
 	PGresult *res;
-	int tries;
 
-	/* Without parameters, PQexec: it also runs scripts of several statements. */
-	for (tries = 0; tries < 2; tries++) {
-		res = n > 0 ? PQexecParams(p->conn, sql, n, NULL, vals, NULL, NULL, 0)
-			    : PQexec(p->conn, sql);
-		if (PQstatus(p->conn) == CONNECTION_OK)
-			return res;
-		PQclear(res);
-		xc_log(AGENTID_LOG_WARN, "postgres: connection lost, resetting");
-		PQreset(p->conn);
-	}
-	return n > 0 ? PQexecParams(p->conn, sql, n, NULL, vals, NULL, NULL, 0)
-		     : PQexec(p->conn, sql);
+	if (PQstatus(p->conn) != CONNECTION_OK && pg_reconnect(p) != 0)
+		return NULL;
+	res = pg_run(p, sql, n, vals);
+	if (PQstatus(p->conn) == CONNECTION_OK)
+		return res;
+	/* Lost during the statement: reset (if not backing off) and retry it once. */
+	PQclear(res);
+	if (pg_reconnect(p) != 0)
+		return NULL;
+	return pg_run(p, sql, n, vals);
 }
 
 static int
@@ -79,6 +159,9 @@ pg_ok(struct pg *p, PGresult *res, const char *what)
 
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
 		return 0;
+	/* Unreachable: pg_warn has said so, rate-limited. */
+	if (res == NULL)
+		return AGENTID_EIO;
 	xc_log(AGENTID_LOG_ERROR, "postgres: %s: %s", what, PQerrorMessage(p->conn));
 	return AGENTID_EIO;
 }
@@ -103,12 +186,20 @@ pg_notice(void *arg, const char *msg)
 int
 xc_store_pg_open(const char *conninfo, void **db, char *errbuf, size_t errlen)
 {
+	/*
+	 * connect_timeout comes before the expanded conninfo, so a value there
+	 * overrides this default (libpq processes the arrays in order).
+	 */
+	static const char *const keys[] = { "connect_timeout", "dbname", NULL };
+	const char *vals[] = { PG_CONNECT_TIMEOUT, conninfo, NULL };
 	struct pg *p;
 
 	*db = NULL;
+
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return AGENTID_ENOMEM;
-	p->conn = PQconnectdb(conninfo);
+	atomic_init(&p->down, 0);
+	p->conn = PQconnectdbParams(keys, vals, 1);
 	if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
 		snprintf(errbuf, errlen, "postgres: cannot connect: %s",
 		    p->conn != NULL ? PQerrorMessage(p->conn) : "out of memory");
@@ -384,9 +475,28 @@ pgs_prune(void *db, int64_t now)
 	return r;
 }
 
+static int
+pgs_available(void *db)
+{
+	struct pg *p = db;
+
+	return !atomic_load(&p->down);
+}
+
+static void
+pgs_probe(void *db)
+{
+	struct pg *p = db;
+
+	if (PQstatus(p->conn) != CONNECTION_OK || atomic_load(&p->down))
+		(void)pg_reconnect(p);
+}
+
 const struct xc_store_ops xc_store_pg_ops = {
 	.name = "postgres",
 	.migrate = pgs_migrate,
+	.available = pgs_available,
+	.probe = pgs_probe,
 	.ledger_insert = pgs_ledger_insert,
 	.ledger_get = pgs_ledger_get,
 	.revoke = pgs_revoke,
