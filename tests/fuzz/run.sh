@@ -23,11 +23,25 @@ extra_cflags=${FUZZ_EXTRA_CFLAGS:-}
 lib_srcs=$(ls "$src"/core/*.c "$src"/spiffe/*.c)
 objdir="$out/obj"
 mkdir -p "$objdir"
+# An object is rebuilt when its source or any header it may include is newer: a struct that
+# changed in a header must never meet an object compiled against its old layout.
+lib_hdrs=$(ls "$src"/include/agentid/*.h "$src"/core/*.h "$src"/spiffe/*.h "$build"/config.h \
+	2>/dev/null)
+stale() {
+	local o=$1 f
+	shift
+	[ -f "$o" ] || return 0
+	for f in "$@"; do
+		[ "$f" -nt "$o" ] && return 0
+	done
+	return 1
+}
 build_lib() {
 	local f o
 	for f in $lib_srcs; do
 		o="$objdir/$(basename "$(dirname "$f")")_$(basename "$f" .c).o"
-		if [ ! -f "$o" ] || [ "$f" -nt "$o" ]; then
+		# shellcheck disable=SC2086
+		if stale "$o" "$f" $lib_hdrs; then
 			# shellcheck disable=SC2086
 			"$cc" $cflags $extra_cflags -fsanitize=fuzzer-no-link -c "$f" -o "$o"
 		fi
@@ -52,7 +66,8 @@ build_target() {
 	done
 	for f in $extra; do
 		o="$objdir/extra/$(dirname "$f" | tr / _)_$(basename "$f" .c).o"
-		if [ ! -f "$o" ] || [ "$src/$f" -nt "$o" ]; then
+		# shellcheck disable=SC2086
+		if stale "$o" "$src/$f" $lib_hdrs "$src/$(dirname "$f")"/*.h; then
 			# shellcheck disable=SC2086
 			"$cc" $cflags $extra_cflags "${incs[@]}" -fsanitize=fuzzer-no-link \
 				-c "$src/$f" -o "$o"
