@@ -171,7 +171,8 @@ parse_sources(pam_handle_t *pamh, const char *v, struct pa_opts *o)
 	size_t len, i;
 
 	o->n_sources = 0;
-	for (p = v; *p != '\0'; p = *e != '\0' ? e + 1 : e) {
+	/* Every comma-separated entry must name a source: "env," is as wrong as ",env". */
+	for (p = v; *v != '\0'; p = e + 1) {
 		e = p + strcspn(p, ",");
 		len = (size_t)(e - p);
 		if (len == 4 && strncmp(p, "conv", 4) == 0)
@@ -193,6 +194,8 @@ parse_sources(pam_handle_t *pamh, const char *v, struct pa_opts *o)
 			}
 		}
 		o->sources[o->n_sources++] = src;
+		if (*e == '\0')
+			break;
 	}
 	if (o->n_sources == 0) {
 		pam_syslog(pamh, LOG_ERR, "option source: empty");

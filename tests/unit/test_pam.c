@@ -135,6 +135,7 @@ static const struct svc_def svc_defs[] = { { "conv_svid", "", NULL },
 	{ "bad_opt9", "source=file", NULL }, { "bad_opt10", "scope_mode=some", NULL },
 	{ "bad_opt11", "nonsense", NULL }, { "bad_opt12", "file=relative/path", NULL },
 	{ "bad_opt13", "status=@/status.jwt status_timeout=0", NULL },
+	{ "bad_opt14", "source=conv,", NULL },
 	{ "missing_bundle", "bundle=/nonexistent/bundle.json", NULL },
 	{ "bad_td", "bundle=EXAMPLE..org:/x", NULL }, { "map_bad1", "map=@/map.bad1", NULL },
 	{ "map_bad2", "map=@/map.bad2", NULL }, { "map_ww", "map=@/map.ww", NULL },
@@ -957,6 +958,7 @@ test_config_errors(void)
 		"nonsense",
 		"file=relative/path",
 		"status=@/status.jwt status_timeout=0",
+		"source=conv,",
 	};
 	size_t i;
 
