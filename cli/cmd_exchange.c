@@ -33,6 +33,28 @@ struct conn_opts {
 	int insecure_http;
 };
 
+/* The connection options both commands share (--server, --cacert, --cert, --key); 1 when ch was one. */
+static int
+conn_opt(struct conn_opts *o, int ch, const char *arg)
+{
+	switch (ch) {
+	case 's':
+		o->server = arg;
+		return 1;
+	case 'C':
+		o->cacert = arg;
+		return 1;
+	case 'c':
+		o->cert = arg;
+		return 1;
+	case 'k':
+		o->key = arg;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 struct body {
 	char *data;
 	size_t len;
@@ -315,19 +337,9 @@ cmd_exchange(int argc, char **argv)
 	memset(&b, 0, sizeof(b));
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (conn_opt(&o, ch, optarg))
+			continue;
 		switch (ch) {
-		case 's':
-			o.server = optarg;
-			break;
-		case 'C':
-			o.cacert = optarg;
-			break;
-		case 'c':
-			o.cert = optarg;
-			break;
-		case 'k':
-			o.key = optarg;
-			break;
 		case 'A':
 			assertion_arg = optarg;
 			break;
@@ -479,19 +491,9 @@ cmd_revoke(int argc, char **argv)
 	memset(&b, 0, sizeof(b));
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (conn_opt(&o, ch, optarg))
+			continue;
 		switch (ch) {
-		case 's':
-			o.server = optarg;
-			break;
-		case 'C':
-			o.cacert = optarg;
-			break;
-		case 'c':
-			o.cert = optarg;
-			break;
-		case 'k':
-			o.key = optarg;
-			break;
 		case 'j':
 			what = "jti";
 			value = optarg;
