@@ -33,7 +33,8 @@ struct conn_opts {
 	int insecure_http;
 };
 
-/* The connection options both commands share (--server, --cacert, --cert, --key); 1 when ch was one. */
+/* The connection options both commands share (--server, --cacert, --cert, --key); 1 when ch was
+ * one. */
 static int
 conn_opt(struct conn_opts *o, int ch, const char *arg)
 {
