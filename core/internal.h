@@ -67,7 +67,5 @@ agentid_ref_put(agentid_refcnt *r)
 	return atomic_fetch_sub_explicit(r, 1, memory_order_acq_rel) == 1;
 }
 
-/* Reads a whole file (at most max bytes) into a NUL-terminated buffer to agentid_free(). */
-int agentid_read_file(const char *path, size_t max, char **out, size_t *len);
 
 #endif

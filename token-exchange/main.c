@@ -125,10 +125,12 @@ fetch_text(const char *url, char **body, size_t *len, char *errbuf, size_t errle
 		agentid_fetch_result_free(&res);
 		return -1;
 	}
-	*body = strdup(res.body);
+	/* The body changes hands: freed by the caller with agentid_free(). */
+	*body = res.body;
 	*len = res.len;
+	res.body = NULL;
 	agentid_fetch_result_free(&res);
-	return *body != NULL ? 0 : -1;
+	return 0;
 }
 
 static int
@@ -153,7 +155,7 @@ load_trust(const struct xc_config *c, struct agentid_trust **out, char *errbuf, 
 			if (fetch_text(td->bundle_url, &body, &len, errbuf, errlen) != 0)
 				goto fail;
 			r = agentid_bundle_parse(td->name, body, len, &b, &err);
-			free(body);
+			agentid_free(body);
 			body = NULL;
 		}
 		if (r != 0) {
@@ -178,33 +180,6 @@ fail:
 }
 
 static int
-read_small_file(const char *path, char **out, size_t *len)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	size_t n;
-
-	*out = NULL;
-	if (f == NULL)
-		return -1;
-	if ((buf = malloc(1 << 20)) == NULL) {
-		fclose(f);
-		return -1;
-	}
-	n = fread(buf, 1, (1 << 20) - 1, f);
-	if (ferror(f) || !feof(f)) {
-		free(buf);
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
-static int
 load_externals(struct xc_runtime *rt, char *errbuf, size_t errlen)
 {
 	const struct xc_config *c = rt->cfg;
@@ -223,7 +198,7 @@ load_externals(struct xc_runtime *rt, char *errbuf, size_t errlen)
 
 		rt->ext[i].cfg = e;
 		if (e->jwks_file != NULL) {
-			if (read_small_file(e->jwks_file, &body, &len) != 0) {
+			if (agentid_read_file(e->jwks_file, (1 << 20) - 1, &body, &len) != 0) {
 				snprintf(errbuf, errlen, "%s: cannot read JWKS", e->jwks_file);
 				return -1;
 			}
@@ -231,7 +206,7 @@ load_externals(struct xc_runtime *rt, char *errbuf, size_t errlen)
 			return -1;
 		agentid_error_clear(&err);
 		r = agentid_keyset_parse(body, len, &rt->ext[i].keys, &err);
-		free(body);
+		agentid_free(body);
 		body = NULL;
 		if (r != 0) {
 			snprintf(errbuf, errlen, "external issuer %s: bad JWKS: %s", e->issuer,

@@ -148,6 +148,14 @@ void agentid_limits_init(struct agentid_limits *lim);
  */
 void agentid_free(void *p);
 
+/*
+ * Reads a whole file of at most max bytes (0 = no bound) into a
+ * NUL-terminated buffer freed with agentid_free().  AGENTID_ENOTFOUND when
+ * it does not exist, AGENTID_ERANGE when it is larger than max,
+ * AGENTID_EIO on other errors.  The one bounded file reader hosts share.
+ */
+int agentid_read_file(const char *path, size_t max, char **out, size_t *len);
+
 /* Library version string, e.g. "0.1.0". */
 const char *agentid_version(void);
 
