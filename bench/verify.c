@@ -5,7 +5,8 @@
  * (EVP_DigestVerify with a pre-parsed key and the signature already in the
  * form OpenSSL wants, no parsing at all).  The ratio says how much of the
  * machine's signature-verification capacity survives everything else a
- * verifier must do; the target is >= 0.90 for ES256.
+ * verifier must do; the target is >= 0.90 for ES256.  The non_sig and
+ * jws_parse rows show the absolute cost of everything but the signature.
  */
 #include "config.h"
 
@@ -189,6 +190,65 @@ make_key(enum agentid_alg alg)
 	return key;
 }
 
+/* Nanoseconds of CPU time this thread has used. */
+static uint64_t
+cpu_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time per call of op over one run of about ns nanoseconds of CPU time. */
+static int
+cpu_run(bench_op_fn op, void *arg, uint64_t ns, double *ns_per_op)
+{
+	uint64_t start, now, n = 0;
+	int i;
+
+	start = now = cpu_now_ns();
+	do {
+		for (i = 0; i < 16; i++)
+			if (op(arg) != 0)
+				return -1;
+		n += 16;
+		now = cpu_now_ns();
+	} while (now - start < ns);
+	*ns_per_op = (double)(now - start) / (double)n;
+	return 0;
+}
+
+/*
+ * CPU time per call of a and of b (b may be NULL): the best of ten
+ * alternating runs of each, seconds in all.  CPU time leaves out the time
+ * other processes took the core, and the best run the cache misses and
+ * interrupts they caused, so that a cost of a microsecond or two stays
+ * readable on a shared machine.
+ */
+static int
+cpu_best_of(bench_op_fn a, void *arg_a, bench_op_fn b, void *arg_b, double seconds, double *ns_a,
+    double *ns_b)
+{
+	uint64_t run = (uint64_t)(seconds / (b != NULL ? 20 : 10) * 1e9);
+	double v;
+	int rep;
+
+	for (rep = 0; rep < 10; rep++) {
+		if (cpu_run(a, arg_a, run, &v) != 0)
+			return -1;
+		if (rep == 0 || v < *ns_a)
+			*ns_a = v;
+		if (b == NULL)
+			continue;
+		if (cpu_run(b, arg_b, run, &v) != 0)
+			return -1;
+		if (rep == 0 || v < *ns_b)
+			*ns_b = v;
+	}
+	return 0;
+}
+
 static int
 bench_alg(enum agentid_alg alg, const char *label, double seconds)
 {
@@ -205,9 +265,8 @@ bench_alg(enum agentid_alg alg, const char *label, double seconds)
 	char *tok = NULL, name[64];
 	const char *dot;
 	size_t sig_max, sig_len, der_len;
-	double full = 0, raw = 0, sigrate = 0;
+	double full = 0, raw = 0, sigrate = 0, full_ns = 0, sig_ns = 0, parse_ns = 0;
 	struct sig_arg sa;
-	uint64_t el, n;
 	int ret = -1;
 
 	memset(&ra, 0, sizeof(ra));
@@ -295,14 +354,25 @@ bench_alg(enum agentid_alg alg, const char *label, double seconds)
 	}
 	snprintf(name, sizeof(name), "verify.%s.agentid_sig_verify", label);
 	bench_row(name, sigrate, "verify/s", raw, sigrate / raw);
-	el = 0;
-	n = 0;
-	if (bench_run_for(op_parse, &fa, (uint64_t)(seconds / 4 * 1e9), &n, &el) != 0) {
+
+	/*
+	 * Everything agentid_verify() does besides the signature, against the
+	 * library's own signature step: unlike the overhead row, this does
+	 * not credit agentid with the EVP set-up the raw baseline repeats.
+	 */
+	if (cpu_best_of(op_full, &fa, op_sig, &sa, seconds / 2, &full_ns, &sig_ns) != 0) {
+		fprintf(stderr, "bench/verify: %s: a verification failed while measuring\n", label);
+		goto out;
+	}
+	snprintf(name, sizeof(name), "verify.%s.non_sig", label);
+	bench_row(name, full_ns - sig_ns, "ns/verify", NAN, NAN);
+
+	if (cpu_best_of(op_parse, &fa, NULL, NULL, seconds / 4, &parse_ns, NULL) != 0) {
 		fprintf(stderr, "bench/verify: %s: agentid_jws_parse failed\n", label);
 		goto out;
 	}
 	snprintf(name, sizeof(name), "verify.%s.jws_parse", label);
-	bench_row(name, (double)el / (double)n, "ns/parse", NAN, NAN);
+	bench_row(name, parse_ns, "ns/parse", NAN, NAN);
 	ret = 0;
 out:
 	EVP_MD_CTX_free(ra.ctx);

@@ -18,8 +18,15 @@
 struct chain_hop {
 	const char *id; /* NUL-terminated copy */
 	size_t len;
+	int spiffe; /* 1 a SPIFFE ID, 0 not one, -1 not looked at (no rule needed it) */
+	size_t td_off, td_len; /* its trust domain, when spiffe is 1 */
 };
 
+/*
+ * One allocation holds the chain, its hops and the copies of their IDs,
+ * sized by a first walk over the act claims; agentid_chain_free releases it
+ * as one.
+ */
 struct agentid_chain {
 	struct chain_hop *hops;
 	size_t n;
@@ -28,34 +35,37 @@ struct agentid_chain {
 AGENTID_EXPORT void
 agentid_chain_free(struct agentid_chain *c)
 {
-	size_t i;
-
-	if (c == NULL)
-		return;
-	for (i = 0; i < c->n; i++)
-		agentid_free((void *)c->hops[i].id);
-	agentid_free(c->hops);
 	agentid_free(c);
 }
 
-/* Counts the act objects so the hop array is allocated once; stops past limit. */
+/*
+ * Counts the act objects so that everything is allocated at once, and adds
+ * up the lengths of their string subs; stops past limit.
+ */
 static size_t
-chain_count(const json_t *act, size_t limit)
+chain_count(const json_t *act, size_t limit, size_t *bytes)
 {
+	const json_t *sub;
 	size_t n = 0;
 
+	*bytes = 0;
 	while (act != NULL && n <= limit) {
 		n++;
-		act = json_is_object(act) ? json_object_get(act, "act") : NULL;
+		if (!json_is_object(act))
+			break;
+		if ((sub = json_object_get(act, "sub")) != NULL && json_is_string(sub))
+			*bytes += json_string_length(sub) + 1;
+		act = json_object_get(act, "act");
 	}
 	return n;
 }
 
 /* Checks one hop against the rules; the chain so far is c->hops[0..c->n). */
 static int
-chain_check_hop(const struct agentid_chain *c, const char *id, size_t len, size_t depth,
+chain_check_hop(struct agentid_chain *c, const char *id, size_t len, size_t depth,
     const struct agentid_chain_rules *rules, struct agentid_error *err)
 {
+	struct chain_hop *hop = &c->hops[c->n];
 	struct agentid_spiffe_id sid;
 	int is_spiffe = 0, r;
 	size_t i;
@@ -70,6 +80,12 @@ chain_check_hop(const struct agentid_chain *c, const char *id, size_t len, size_
 			is_spiffe = 1;
 		else if (r != AGENTID_EREJECTED)
 			return r;
+		/* Kept so that the verifier need not parse the agent's ID again. */
+		hop->spiffe = is_spiffe;
+		if (is_spiffe) {
+			hop->td_off = (size_t)(sid.td - id);
+			hop->td_len = sid.td_len;
+		}
 	}
 	if ((rules->require_spiffe || rules->trust != NULL) && !is_spiffe)
 		return agentid_error_set(
@@ -92,7 +108,8 @@ agentid_chain_parse(const json_t *claims, const struct agentid_chain_rules *rule
 	struct agentid_chain *c = NULL;
 	const json_t *act, *sub;
 	const char *id;
-	size_t n, len, max;
+	char *ids;
+	size_t n, len, max, bytes;
 	int r;
 
 	if (out == NULL || rules == NULL)
@@ -104,13 +121,11 @@ agentid_chain_parse(const json_t *claims, const struct agentid_chain_rules *rule
 		return AGENTID_EINVAL;
 	max = (size_t)rules->max_depth;
 	act = claims != NULL ? json_object_get(claims, "act") : NULL;
-	n = chain_count(act, max);
-	if ((c = agentid_calloc(1, sizeof(*c))) == NULL)
+	n = chain_count(act, max, &bytes);
+	if ((c = agentid_calloc(1, sizeof(*c) + n * sizeof(*c->hops) + bytes)) == NULL)
 		return AGENTID_ENOMEM;
-	if (n != 0 && (c->hops = agentid_calloc(n, sizeof(*c->hops))) == NULL) {
-		r = AGENTID_ENOMEM;
-		goto out;
-	}
+	c->hops = (struct chain_hop *)(c + 1);
+	ids = (char *)(c->hops + n);
 	while (act != NULL) {
 		if (!json_is_object(act)) {
 			r = agentid_error_set(err, AGENTID_R_CHAIN_INVALID,
@@ -135,13 +150,15 @@ agentid_chain_parse(const json_t *claims, const struct agentid_chain_rules *rule
 			    "delegation chain is deeper than %d", rules->max_depth);
 			goto out;
 		}
+		c->hops[c->n].spiffe = -1;
 		if ((r = chain_check_hop(c, id, len, c->n + 1, rules, err)) != 0)
 			goto out;
-		if ((c->hops[c->n].id = agentid_strndup(id, len)) == NULL) {
-			r = AGENTID_ENOMEM;
-			goto out;
-		}
+		/* The first walk counted this sub, so its copy fits. */
+		memcpy(ids, id, len);
+		ids[len] = '\0';
+		c->hops[c->n].id = ids;
 		c->hops[c->n].len = len;
+		ids += len + 1;
 		c->n++;
 		act = json_object_get(act, "act");
 	}
@@ -165,6 +182,20 @@ agentid_chain_get(const struct agentid_chain *c, size_t i)
 	if (c == NULL || i >= c->n)
 		return NULL;
 	return c->hops[i].id;
+}
+
+int
+agentid_chain_hop_td(const struct agentid_chain *c, size_t i, const char **td, size_t *td_len)
+{
+	*td = NULL;
+	*td_len = 0;
+	if (c == NULL || i >= c->n)
+		return -1;
+	if (c->hops[i].spiffe == 1) {
+		*td = c->hops[i].id + c->hops[i].td_off;
+		*td_len = c->hops[i].td_len;
+	}
+	return c->hops[i].spiffe;
 }
 
 AGENTID_EXPORT int

@@ -164,6 +164,12 @@ agentid_log(enum agentid_log_level level, const char *fmt, ...)
 	log_fn(log_arg, level, msg);
 }
 
+int
+agentid_log_enabled(enum agentid_log_level level)
+{
+	return log_fn != NULL && level <= log_max;
+}
+
 AGENTID_EXPORT void
 agentid_limits_init(struct agentid_limits *lim)
 {

@@ -48,6 +48,21 @@ int agentid_buf_printf(struct agentid_buf *b, const char *fmt, ...)
 char *agentid_buf_steal(struct agentid_buf *b, size_t *len);
 void agentid_buf_free(struct agentid_buf *b);
 
+/*
+ * 1 when agentid_log() at level would reach the host's sink, so that a
+ * caller can skip preparing the arguments of a message nobody reads.
+ */
+int agentid_log_enabled(enum agentid_log_level level);
+
+struct agentid_chain;
+/*
+ * The trust domain of hop i of a delegation chain, as agentid_chain_parse
+ * found it: 1 with *td set when the hop is a SPIFFE ID, 0 when it is not
+ * one, -1 when the parse did not look (no rule needed it) or i is out of
+ * range.  *td points into the chain's copy of the ID.
+ */
+int agentid_chain_hop_td(const struct agentid_chain *c, size_t i, const char **td, size_t *td_len);
+
 /* Simple reference counts. */
 typedef atomic_uint agentid_refcnt;
 static inline void

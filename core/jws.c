@@ -78,6 +78,12 @@ agentid_algs_parse(const char *list, unsigned *mask)
 	return 0;
 }
 
+/*
+ * Decoded header and payload up to this size are parsed from a stack
+ * buffer; a typical access token's payload is under 1 KiB.
+ */
+#define JWS_DECODE_STACK 2048
+
 /* Decodes one base64url part and parses it as a JSON object. */
 static int
 jws_part_json(const char *part, size_t len, const char *what, int max_depth, unsigned char *tmp,
@@ -117,7 +123,7 @@ jws_header_string(
 	*out = NULL;
 	if (v == NULL)
 		return 0;
-	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+	if (!json_is_string(v) || memchr(json_string_value(v), '\0', json_string_length(v)) != NULL)
 		return agentid_error_set(
 		    err, AGENTID_R_MALFORMED, "header \"%s\" is not a string", name);
 	*out = json_string_value(v);
@@ -132,7 +138,7 @@ agentid_jws_parse(const char *token, size_t len, const struct agentid_limits *li
 	struct agentid_jws *jws = NULL;
 	const char *dot1, *dot2, *h, *p, *s;
 	size_t hlen, plen, slen, tmpsz, siglen = 0;
-	unsigned char *tmp = NULL;
+	unsigned char stackbuf[JWS_DECODE_STACK], *tmp = stackbuf;
 	const json_t *v;
 	const char *alg;
 	int r;
@@ -165,18 +171,17 @@ agentid_jws_parse(const char *token, size_t len, const struct agentid_limits *li
 	if (hlen == 0 || plen == 0 || slen == 0)
 		return agentid_error_set(err, AGENTID_R_MALFORMED, "token has an empty part");
 
-	if ((jws = agentid_calloc(1, sizeof(*jws))) == NULL)
-		return AGENTID_ENOMEM;
 	/*
-	 * One allocation holds a copy of the signing input (so the parsed
-	 * JWS does not depend on the caller's buffer) and the decoded
-	 * signature.
+	 * One allocation holds the structure, a copy of the signing input
+	 * (so the parsed JWS does not depend on the caller's buffer) and the
+	 * decoded signature; agentid_jws_free releases it as one.
 	 */
-	if ((jws->buf_ = agentid_malloc(hlen + 1 + plen + 1 + agentid_b64url_decoded_max(slen)))
-	    == NULL) {
-		r = AGENTID_ENOMEM;
-		goto out;
-	}
+	if ((jws = agentid_malloc(
+	         sizeof(*jws) + hlen + 1 + plen + 1 + agentid_b64url_decoded_max(slen)))
+	    == NULL)
+		return AGENTID_ENOMEM;
+	memset(jws, 0, sizeof(*jws));
+	jws->buf_ = (char *)(jws + 1);
 	memcpy(jws->buf_, token, hlen + 1 + plen);
 	jws->buf_[hlen + 1 + plen] = '\0';
 	jws->signing_input = jws->buf_;
@@ -189,11 +194,15 @@ agentid_jws_parse(const char *token, size_t len, const struct agentid_limits *li
 	}
 	jws->sig_len = siglen;
 
+	/* Header and payload are decoded in turn into one buffer the parser only reads. */
 	tmpsz = agentid_b64url_decoded_max(hlen > plen ? hlen : plen);
-	if ((tmp = agentid_malloc(tmpsz)) == NULL) {
-		r = AGENTID_ENOMEM;
-		goto out;
-	}
+	if (tmpsz > sizeof(stackbuf)) {
+		if ((tmp = agentid_malloc(tmpsz)) == NULL) {
+			r = AGENTID_ENOMEM;
+			goto out;
+		}
+	} else
+		tmpsz = sizeof(stackbuf);
 	if ((r = jws_part_json(
 	         h, hlen, "header", lim->max_json_depth, tmp, tmpsz, &jws->header, err))
 	    != 0)
@@ -232,7 +241,8 @@ agentid_jws_parse(const char *token, size_t len, const struct agentid_limits *li
 	jws = NULL;
 	r = 0;
 out:
-	agentid_free(tmp);
+	if (tmp != stackbuf)
+		agentid_free(tmp);
 	agentid_jws_free(jws);
 	return r;
 }
@@ -257,7 +267,7 @@ agentid_jws_free(struct agentid_jws *jws)
 		return;
 	json_decref(jws->header);
 	json_decref(jws->payload);
-	agentid_free(jws->buf_);
+	/* buf_ lives in the same allocation (agentid_jws_parse). */
 	agentid_free(jws);
 }
 

@@ -417,6 +417,31 @@ check_profile(struct agentid_vctx *c, struct agentid_error *err)
 	return agentid_chain_parse(c->claims, &rules, &c->chain, err);
 }
 
+/*
+ * The trust domain of the acting agent.  Every ID involved was parsed by
+ * an earlier step (sub by check_profile, the hops by the chain rules), so
+ * it is looked up rather than parsed again where that step kept it.
+ */
+static int
+agent_trust_domain(const struct agentid_vctx *c, const char *agent, const char **td, size_t *td_len)
+{
+	struct agentid_spiffe_id id;
+	int known;
+
+	if (agentid_chain_len(c->chain) == 0) {
+		*td = c->sub_is_spiffe ? c->sub_id.td : NULL;
+		*td_len = c->sub_is_spiffe ? c->sub_id.td_len : 0;
+		return *td != NULL;
+	}
+	if ((known = agentid_chain_hop_td(c->chain, 0, td, td_len)) >= 0)
+		return known;
+	if (agentid_spiffe_id_parse(agent, strlen(agent), &id, NULL) != 0)
+		return 0;
+	*td = id.td;
+	*td_len = id.td_len;
+	return 1;
+}
+
 static int
 subject_allowed(const struct agentid_verifier *v, const struct agentid_vctx *c)
 {
@@ -431,15 +456,15 @@ static int
 check_policy(struct agentid_vctx *c, struct agentid_error *err)
 {
 	const struct agentid_verifier *v = c->v;
-	const char *agent = c->sub;
-	size_t agent_len = c->sub_len;
+	const char *agent = c->sub, *td;
+	size_t agent_len = c->sub_len, td_len;
 
 	if (agentid_chain_len(c->chain) != 0) {
 		agent = agentid_chain_get(c->chain, 0);
 		agent_len = strlen(agent);
 	}
 	if (v->allow_agents != NULL
-	    && (agentid_spiffe_id_parse(agent, agent_len, NULL, NULL) != 0
+	    && (!agent_trust_domain(c, agent, &td, &td_len)
 	        || !agentid_spiffe_patterns_match(v->allow_agents, agent, agent_len)))
 		return agentid_error_set(
 		    err, AGENTID_R_AGENT_NOT_ALLOWED, "the acting agent is not allowed");
@@ -452,8 +477,9 @@ check_policy(struct agentid_vctx *c, struct agentid_error *err)
 static int
 make_token(struct agentid_vctx *c, struct agentid_token **out)
 {
-	struct agentid_spiffe_id id;
 	struct agentid_token *t;
+	const char *td;
+	size_t td_len;
 
 	if ((t = agentid_calloc(1, sizeof(*t))) == NULL)
 		return AGENTID_ENOMEM;
@@ -467,8 +493,8 @@ make_token(struct agentid_vctx *c, struct agentid_token **out)
 	t->exp = c->exp;
 	t->iat = c->iat;
 	t->nbf = c->nbf;
-	if (agentid_spiffe_id_parse(t->agent, strlen(t->agent), &id, NULL) == 0
-	    && (t->trust_domain = agentid_strndup(id.td, id.td_len)) == NULL) {
+	if (agent_trust_domain(c, t->agent, &td, &td_len)
+	    && (t->trust_domain = agentid_strndup(td, td_len)) == NULL) {
 		agentid_free(t);
 		return AGENTID_ENOMEM;
 	}
@@ -530,9 +556,11 @@ agentid_verify_with_trust(const struct agentid_verifier *v, const struct agentid
 		goto out;
 	if (out != NULL && (r = make_token(&c, &t)) != 0)
 		goto out;
-	agentid_log(AGENTID_LOG_DEBUG, "token verified: kid=%s iss=%s sub=%s",
-	    log_safe(c.jws != NULL ? c.jws->kid : t->jws->kid, b1, sizeof(b1)),
-	    log_safe(c.iss, b2, sizeof(b2)), log_safe(c.sub, b3, sizeof(b3)));
+	/* The arguments cost more than the check: prepared only for a sink that wants them. */
+	if (agentid_log_enabled(AGENTID_LOG_DEBUG))
+		agentid_log(AGENTID_LOG_DEBUG, "token verified: kid=%s iss=%s sub=%s",
+		    log_safe(c.jws != NULL ? c.jws->kid : t->jws->kid, b1, sizeof(b1)),
+		    log_safe(c.iss, b2, sizeof(b2)), log_safe(c.sub, b3, sizeof(b3)));
 	if (out != NULL) {
 		*out = t;
 		t = NULL;
@@ -541,7 +569,7 @@ agentid_verify_with_trust(const struct agentid_verifier *v, const struct agentid
 out:
 	if (r != 0 && r != AGENTID_EREJECTED)
 		agentid_error_set(err, AGENTID_R_INTERNAL, "%s", agentid_strerror(r));
-	if (r != 0)
+	if (r != 0 && agentid_log_enabled(AGENTID_LOG_DEBUG))
 		agentid_log(AGENTID_LOG_DEBUG, "token rejected: %s (%s) kid=%s jti=%s",
 		    err != NULL ? agentid_reason_code(err->reason) : "?",
 		    err != NULL ? err->detail : "",
