@@ -27,10 +27,17 @@
 #define NGX_HTTP_AGENTID_SCHEME_BEARER   1
 #define NGX_HTTP_AGENTID_SCHEME_DPOP     2
 
+/* $agentid_cache_status */
+#define NGX_HTTP_AGENTID_CACHE_NONE      0
+#define NGX_HTTP_AGENTID_CACHE_BYPASS    1
+#define NGX_HTTP_AGENTID_CACHE_MISS      2
+#define NGX_HTTP_AGENTID_CACHE_HIT       3
+
 #define NGX_HTTP_AGENTID_DIGEST_LEN      32
 #define NGX_HTTP_AGENTID_ID_LEN          16
 #define NGX_HTTP_AGENTID_MAX_FILE        (1024 * 1024)
 #define NGX_HTTP_AGENTID_MAX_FIELD       4096
+#define NGX_HTTP_AGENTID_ETAG_LEN        256
 
 /*
  * The identity of a verified token, as the variables expose it.  The same
@@ -105,6 +112,8 @@ typedef struct {
 
 typedef struct {
     ngx_http_agentid_url_slot_t    slot[NGX_HTTP_AGENTID_URL_SLOTS];
+    ngx_queue_t                    status;     /* status list slots */
+    ngx_uint_t                     nstatus;
 } ngx_http_agentid_fetch_sh_t;
 
 
@@ -139,39 +148,95 @@ typedef struct {
 
 
 /*
- * Revocation state of one trust source (and list settings): each worker
- * keeps a libagentid status checker whose lists are refreshed by a task
- * in nginx's thread pool, never on the request path.  When the trust
- * changes (a bundle rotated), a checker with the new keys is built and
- * replaces the old one once it has refreshed.
+ * One status list in the "agentid_fetch" zone, shared by every worker:
+ * whichever worker finds it due takes the lease, fetches it in its thread
+ * pool, verifies it and publishes the token's bytes with a new generation
+ * (or only a new confirmation time when it did not change); the others
+ * re-parse the bytes when the generation moves.
  */
 typedef struct {
+    ngx_queue_t                    queue;
+    uint32_t                       status;     /* id of the status state */
+    volatile ngx_uint_t            generation;
+    time_t                         fetched;    /* last confirmed */
+    time_t                         next;       /* next fetch due */
+    time_t                         lease;      /* a worker fetches until */
+    time_t                         seen;       /* a worker still uses it */
+    time_t                         backoff;
+    time_t                         ttl;
+    size_t                         len;
+    u_char                        *data;       /* the Status List Token */
+    u_char                         digest[NGX_HTTP_AGENTID_DIGEST_LEN];
+    size_t                         etag_len;
+    u_char                         etag[NGX_HTTP_AGENTID_ETAG_LEN];
+    size_t                         uri_len;
+    u_char                         uri[1];
+} ngx_http_agentid_status_slot_t;
+
+
+typedef struct ngx_http_agentid_status_s  ngx_http_agentid_status_t;
+
+/*
+ * One list of a status state as one worker sees it: where it comes from,
+ * its zone slot and the worker's own parsed copy, verified with the
+ * worker's keys.  The request path reads only the parsed copy.
+ */
+typedef struct {
+    ngx_http_agentid_status_t     *status;
+    ngx_str_t                      uri;        /* NUL-terminated */
+    ngx_str_t                      file;       /* empty: fetched from uri */
+
+    /* per-worker state */
+    ngx_http_agentid_status_slot_t *slot;
+    ngx_uint_t                     generation; /* of the bytes last judged */
+    ngx_uint_t                     keys_gen;   /* of the keys they met */
+    ngx_uint_t                     current;    /* list is those bytes */
+    struct agentid_status_list    *list;
+    time_t                         confirmed;
+    int64_t                        exp;
+    ngx_uint_t                     busy;
+#if (NGX_THREADS)
+    ngx_thread_task_t             *task;
+#endif
+} ngx_http_agentid_status_src_t;
+
+
+/*
+ * Revocation settings of one trust source: the lists its tokens name,
+ * and per worker the keys that must have signed them.
+ */
+struct ngx_http_agentid_status_s {
     ngx_http_agentid_trust_t      *trust;
     time_t                         max_age;
     time_t                         refresh;
     ngx_array_t                   *files;      /* ngx_keyval_t: uri, file */
     ngx_str_t                      cafile;
+    uint32_t                       id;
 
     /* per-worker state */
-    struct agentid_status_checker *chk;
-    struct agentid_trust          *chk_keys;
-    struct agentid_status_checker *pending;
-    struct agentid_trust          *pending_keys;
-    ngx_uint_t                     pending_tried;
-    ngx_array_t                   *known;      /* ngx_keyval_t: uri, file */
-    ngx_uint_t                     busy;
-#if (NGX_THREADS)
-    ngx_thread_task_t             *task;
-#endif
-} ngx_http_agentid_status_t;
+    ngx_array_t                   *known;  /* ngx_http_agentid_status_src_t * */
+    struct agentid_keyset         *keys;
+    struct agentid_trust          *keys_trust;
+    ngx_uint_t                     keys_gen;
+};
 
 
 typedef struct {
-    ngx_http_agentid_status_t     *status;
-    struct agentid_status_checker *chk;
+    ngx_http_agentid_status_src_t *src;
+    ngx_uint_t                     fetch;      /* 1: fetch; 0: parse data */
+    ngx_uint_t                     generation;
+    ngx_uint_t                     keys_gen;
+    struct agentid_keyset         *keys;
     time_t                         now;
-    int                            force;
+    time_t                         fetched;
+    u_char                        *data;       /* ngx_alloc() or agentid */
+    size_t                         len;
+    ngx_uint_t                     data_agentid;
+    char                           etag[NGX_HTTP_AGENTID_ETAG_LEN + 1];
+    u_char                         digest[NGX_HTTP_AGENTID_DIGEST_LEN];
+    ngx_uint_t                     unchanged;
     int                            rc;
+    struct agentid_status_list_token *tok;
     struct agentid_error           err;
 } ngx_http_agentid_status_task_t;
 
@@ -193,7 +258,7 @@ typedef struct {
 #if (NGX_THREADS)
     ngx_thread_pool_t             *thread_pool;
 #endif
-    ngx_shm_zone_t                *cache_zone;
+    ngx_uint_t                     caches;     /* zones of lower levels */
     ngx_shm_zone_t                *replay_zone;
     size_t                         replay_size;
     ngx_uint_t                     dpop_used;
@@ -234,6 +299,8 @@ typedef struct {
     ngx_str_t                      audit_file;
     ngx_str_t                      audit_key;
 
+    ngx_shm_zone_t                *cache_zone;
+
     /* built when the configuration is merged */
     ngx_http_agentid_trust_t      *trust;
     ngx_http_agentid_status_t     *status;
@@ -256,6 +323,7 @@ typedef struct {
     json_t                        *claims;
     unsigned                       claims_parsed:1;
     unsigned                       cached:1;
+    unsigned                       cache_status:2;
     unsigned                       dpop_recorded:1;
 } ngx_http_agentid_ctx_t;
 
@@ -321,8 +389,10 @@ ngx_int_t ngx_http_agentid_status_check(ngx_http_request_t *r,
     struct agentid_error *err);
 void ngx_http_agentid_audit(ngx_http_request_t *r,
     ngx_http_agentid_loc_conf_t *alcf, ngx_http_agentid_ctx_t *ctx);
-ngx_int_t ngx_http_agentid_status_known(ngx_http_agentid_status_t *st,
-    ngx_str_t *uri, ngx_str_t *file, ngx_pool_t *pool);
+ngx_http_agentid_status_src_t *ngx_http_agentid_status_known(
+    ngx_http_agentid_status_t *st, ngx_str_t *uri, ngx_str_t *file,
+    ngx_pool_t *pool, ngx_uint_t *added);
+void ngx_http_agentid_status_exit(ngx_http_agentid_status_t *st);
 void ngx_http_agentid_tick(ngx_event_t *ev);
 
 

@@ -34,6 +34,7 @@ static ngx_int_t ngx_http_agentid_authenticate(ngx_http_request_t *r,
     ngx_http_agentid_loc_conf_t *alcf, ngx_http_agentid_ctx_t *ctx);
 static ngx_int_t ngx_http_agentid_parse_authorization(ngx_http_request_t *r,
     ngx_http_agentid_ctx_t *ctx);
+static ngx_int_t ngx_http_agentid_token_valid(ngx_http_agentid_ctx_t *ctx);
 static ngx_int_t ngx_http_agentid_verify(ngx_http_request_t *r,
     ngx_http_agentid_loc_conf_t *alcf, ngx_http_agentid_ctx_t *ctx,
     struct agentid_error *err);
@@ -67,6 +68,8 @@ static char *ngx_http_agentid_status_file(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t ngx_http_agentid_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_agentid_error_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_agentid_cache_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_agentid_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -299,9 +302,9 @@ static ngx_command_t  ngx_http_agentid_commands[] = {
       NULL },
 
     { ngx_string("agentid_cache"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_AGENTID_CONF|NGX_CONF_TAKE1,
       ngx_http_agentid_cache,
-      NGX_HTTP_MAIN_CONF_OFFSET,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -374,6 +377,9 @@ static ngx_http_variable_t  ngx_http_agentid_vars[] = {
 
     { ngx_string("agentid_error"), NULL, ngx_http_agentid_error_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("agentid_cache_status"), NULL,
+      ngx_http_agentid_cache_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("agentid_claim_"), NULL, ngx_http_agentid_claim_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
@@ -520,15 +526,16 @@ ngx_http_agentid_authenticate(ngx_http_request_t *r,
     }
 
     if (rc == NGX_ERROR) {
-        ctx->error = agentid_reason_code(AGENTID_R_MALFORMED);
-        return ngx_http_agentid_reject(r, alcf, ctx, NGX_HTTP_BAD_REQUEST,
-                                       "invalid_request",
-                                       AGENTID_R_MALFORMED);
+        goto malformed;
     }
 
     if (ctx->scheme == NGX_HTTP_AGENTID_SCHEME_DPOP
         && alcf->dpop == NGX_HTTP_AGENTID_DPOP_OFF)
     {
+        if (ngx_http_agentid_token_valid(ctx) != NGX_OK) {
+            goto malformed;
+        }
+
         /* DPoP is not accepted here: answer as to an unknown scheme */
         ctx->error = "missing_token";
         ctx->scheme = NGX_HTTP_AGENTID_SCHEME_NONE;
@@ -542,15 +549,28 @@ ngx_http_agentid_authenticate(ngx_http_request_t *r,
     }
 
     cache = 0;
+    ctx->cache_status = NGX_HTTP_AGENTID_CACHE_BYPASS;
 
     if (ngx_http_agentid_cache_key(r, alcf, ctx, key) == NGX_OK) {
         cache = 1;
+        ctx->cache_status = NGX_HTTP_AGENTID_CACHE_MISS;
+
         if (ngx_http_agentid_cache_get(r, ctx, key) == NGX_OK) {
             ctx->cached = 1;
+            ctx->cache_status = NGX_HTTP_AGENTID_CACHE_HIT;
         }
     }
 
     if (!ctx->cached) {
+        /*
+         * Only now are the token's characters checked: a cache hit is a
+         * token byte for byte equal to one that passed this check and the
+         * verification, and skips scanning it again.
+         */
+        if (ngx_http_agentid_token_valid(ctx) != NGX_OK) {
+            goto malformed;
+        }
+
         rc = ngx_http_agentid_verify(r, alcf, ctx, &err);
 
         if (rc == NGX_ERROR) {
@@ -596,6 +616,12 @@ ngx_http_agentid_authenticate(ngx_http_request_t *r,
 
     return NGX_OK;
 
+malformed:
+
+    ctx->error = agentid_reason_code(AGENTID_R_MALFORMED);
+    return ngx_http_agentid_reject(r, alcf, ctx, NGX_HTTP_BAD_REQUEST,
+                                   "invalid_request", AGENTID_R_MALFORMED);
+
 reject:
 
     ctx->reason = err.reason;
@@ -631,6 +657,24 @@ reject:
 }
 
 
+/* The characters of RFC 6750's b64token, one table lookup per byte. */
+static const u_char  ngx_http_agentid_b64token[256] = {
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['+'] = 1, ['/'] = 1
+};
+
+
 /*
  * Takes the token out of "Authorization: Bearer <token>" or "DPoP <token>".
  * NGX_DECLINED when there is no such header (or another scheme, such as
@@ -640,7 +684,7 @@ static ngx_int_t
 ngx_http_agentid_parse_authorization(ngx_http_request_t *r,
     ngx_http_agentid_ctx_t *ctx)
 {
-    u_char     *p, *last, *start;
+    u_char     *p, *last;
     ngx_str_t   value;
 
     if (r->headers_in.authorization == NULL) {
@@ -677,19 +721,34 @@ ngx_http_agentid_parse_authorization(ngx_http_request_t *r,
         p++;
     }
 
+    if (p == last) {
+        return NGX_ERROR;
+    }
+
+    /* the characters are checked by ngx_http_agentid_token_valid() */
+
+    ctx->token.data = p;
+    ctx->token.len = last - p;
+
+    return NGX_OK;
+}
+
+
+/*
+ * RFC 6750 2.1:
+ * b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+ */
+static ngx_int_t
+ngx_http_agentid_token_valid(ngx_http_agentid_ctx_t *ctx)
+{
+    u_char  *p, *last, *start;
+
+    p = ctx->token.data;
+    last = p + ctx->token.len;
     start = p;
 
-    /* RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
-    while (p < last) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
-            || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'
-            || *p == '_' || *p == '~' || *p == '+' || *p == '/')
-        {
-            p++;
-            continue;
-        }
-
-        break;
+    while (p < last && ngx_http_agentid_b64token[*p]) {
+        p++;
     }
 
     if (p == start) {
@@ -700,14 +759,7 @@ ngx_http_agentid_parse_authorization(ngx_http_request_t *r,
         p++;
     }
 
-    if (p != last) {
-        return NGX_ERROR;
-    }
-
-    ctx->token.data = start;
-    ctx->token.len = p - start;
-
-    return NGX_OK;
+    return (p == last) ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -1572,6 +1624,37 @@ ngx_http_agentid_error_variable(ngx_http_request_t *r,
 }
 
 
+/* $agentid_cache_status: HIT, MISS or BYPASS (no cache for the location). */
+static ngx_int_t
+ngx_http_agentid_cache_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    static ngx_str_t  names[] = {
+        ngx_null_string,
+        ngx_string("BYPASS"),
+        ngx_string("MISS"),
+        ngx_string("HIT")
+    };
+
+    ngx_http_agentid_ctx_t  *ctx;
+
+    ctx = ngx_http_agentid_get_ctx(r);
+
+    if (ctx == NULL || ctx->cache_status == NGX_HTTP_AGENTID_CACHE_NONE) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = names[ctx->cache_status].data;
+    v->len = names[ctx->cache_status].len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
 /*
  * $agentid_claim_<name>: the claims are decoded from the token (already
  * verified, whether now or when it entered the cache) only when such a
@@ -1813,6 +1896,7 @@ ngx_http_agentid_create_loc_conf(ngx_conf_t *cf)
     conf->status_refresh = NGX_CONF_UNSET;
     conf->status_fail = NGX_CONF_UNSET_UINT;
     conf->status_files = NGX_CONF_UNSET_PTR;
+    conf->cache_zone = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -1863,6 +1947,7 @@ ngx_http_agentid_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_HTTP_AGENTID_FAIL_CLOSED);
     ngx_conf_merge_str_value(conf->audit_file, prev->audit_file, "");
     ngx_conf_merge_str_value(conf->audit_key, prev->audit_key, "");
+    ngx_conf_merge_ptr_value(conf->cache_zone, prev->cache_zone, NULL);
 
     if (!conf->enable) {
         return NGX_CONF_OK;
@@ -2220,10 +2305,65 @@ ngx_http_agentid_trust_get(ngx_conf_t *cf, ngx_http_agentid_loc_conf_t *conf)
 }
 
 
+/*
+ * The state's id names its lists in the "agentid_fetch" zone.  It is made
+ * from what the state is (its trust sources and list settings), so that
+ * the workers of a reloaded configuration find the lists the previous
+ * ones fetched.
+ */
+static uint32_t
+ngx_http_agentid_status_id(ngx_http_agentid_status_t *st)
+{
+    uint32_t                  crc;
+    ngx_uint_t                i;
+    ngx_keyval_t             *kv;
+    ngx_http_agentid_url_t   *u;
+    ngx_http_agentid_file_t  *f;
+
+    ngx_crc32_init(crc);
+
+    if (st->trust->files != NULL) {
+        f = st->trust->files->elts;
+        for (i = 0; i < st->trust->files->nelts; i++) {
+            ngx_crc32_update(&crc, f[i].path.data, f[i].path.len);
+            ngx_crc32_update(&crc, (u_char *) "", 1);
+            ngx_crc32_update(&crc, f[i].trust_domain.data,
+                             f[i].trust_domain.len);
+            ngx_crc32_update(&crc, (u_char *) "", 1);
+        }
+    }
+
+    if (st->trust->urls != NULL) {
+        u = st->trust->urls->elts;
+        for (i = 0; i < st->trust->urls->nelts; i++) {
+            ngx_crc32_update(&crc, u[i].url.data, u[i].url.len);
+            ngx_crc32_update(&crc, (u_char *) "", 1);
+        }
+    }
+
+    if (st->files != NULL) {
+        kv = st->files->elts;
+        for (i = 0; i < st->files->nelts; i++) {
+            ngx_crc32_update(&crc, kv[i].key.data, kv[i].key.len);
+            ngx_crc32_update(&crc, (u_char *) "", 1);
+            ngx_crc32_update(&crc, kv[i].value.data, kv[i].value.len);
+            ngx_crc32_update(&crc, (u_char *) "", 1);
+        }
+    }
+
+    ngx_crc32_update(&crc, (u_char *) &st->max_age, sizeof(time_t));
+    ngx_crc32_update(&crc, (u_char *) &st->refresh, sizeof(time_t));
+
+    ngx_crc32_final(crc);
+
+    return crc;
+}
+
+
 static ngx_http_agentid_status_t *
 ngx_http_agentid_status_get(ngx_conf_t *cf, ngx_http_agentid_loc_conf_t *conf)
 {
-    ngx_uint_t                      i;
+    ngx_uint_t                      i, added;
     ngx_keyval_t                   *kv;
     ngx_http_agentid_status_t      *st, **stp;
     ngx_http_agentid_main_conf_t   *amcf;
@@ -2256,6 +2396,20 @@ ngx_http_agentid_status_get(ngx_conf_t *cf, ngx_http_agentid_loc_conf_t *conf)
         st->refresh = 1;
     }
 
+    st->id = ngx_http_agentid_status_id(st);
+
+    /* two states of one configuration never share their lists */
+
+    for (i = 0; i < amcf->statuses.nelts; /* void */ ) {
+        if (st->id == 0 || stp[i]->id == st->id) {
+            st->id++;
+            i = 0;
+            continue;
+        }
+
+        i++;
+    }
+
     stp = ngx_array_push(&amcf->statuses);
     if (stp == NULL) {
         return NULL;
@@ -2263,7 +2417,8 @@ ngx_http_agentid_status_get(ngx_conf_t *cf, ngx_http_agentid_loc_conf_t *conf)
 
     *stp = st;
 
-    st->known = ngx_array_create(cf->pool, 8, sizeof(ngx_keyval_t));
+    st->known = ngx_array_create(cf->pool, 8,
+                                 sizeof(ngx_http_agentid_status_src_t *));
     if (st->known == NULL) {
         return NULL;
     }
@@ -2272,9 +2427,11 @@ ngx_http_agentid_status_get(ngx_conf_t *cf, ngx_http_agentid_loc_conf_t *conf)
         kv = st->files->elts;
         for (i = 0; i < st->files->nelts; i++) {
             if (ngx_http_agentid_status_known(st, &kv[i].key, &kv[i].value,
-                                              cf->pool)
-                == NGX_ERROR)
+                                              cf->pool, &added)
+                == NULL)
             {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "too many status lists");
                 return NULL;
             }
         }
@@ -2404,7 +2561,7 @@ ngx_http_agentid_init(ngx_conf_t *cf)
         }
     }
 
-    if (amcf->urls_used) {
+    if (amcf->urls_used || amcf->status_used) {
         fz = ngx_pcalloc(cf->pool, sizeof(ngx_http_agentid_fetch_t));
         if (fz == NULL) {
             return NGX_ERROR;
@@ -2503,11 +2660,17 @@ ngx_http_agentid_exit_process(ngx_cycle_t *cycle)
 {
     ngx_uint_t                      i;
     ngx_http_agentid_audit_t      **au;
+    ngx_http_agentid_status_t     **st;
     ngx_http_agentid_main_conf_t   *amcf;
 
     amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_agentid_module);
     if (amcf == NULL) {
         return;
+    }
+
+    st = amcf->statuses.elts;
+    for (i = 0; i < amcf->statuses.nelts; i++) {
+        ngx_http_agentid_status_exit(st[i]);
     }
 
     au = amcf->audits.elts;
@@ -2885,22 +3048,33 @@ ngx_http_agentid_audit_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * agentid_cache at any level.  A level that sets a size gets a zone of
+ * its own, made here: "agentid_cache" at the http level, so that it is
+ * kept over a reload like before, and "agentid_cache_<n>" (n counting in
+ * configuration order) in a server or location.  "off" clears what the
+ * level would inherit.  Entries never mix between locations sharing a
+ * zone: the key carries the location's identity.
+ */
 static char *
 ngx_http_agentid_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_agentid_main_conf_t *amcf = conf;
+    ngx_http_agentid_loc_conf_t *alcf = conf;
 
-    ssize_t                  size;
-    ngx_str_t               *value;
-    ngx_http_agentid_shm_t  *shm;
+    u_char                        *p;
+    ssize_t                        size;
+    ngx_str_t                     *value, name;
+    ngx_http_agentid_shm_t        *shm;
+    ngx_http_agentid_main_conf_t  *amcf;
 
-    if (amcf->cache_zone != NULL) {
+    if (alcf->cache_zone != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
+        alcf->cache_zone = NULL;
         return NGX_CONF_OK;
     }
 
@@ -2912,26 +3086,43 @@ ngx_http_agentid_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (cf->cmd_type == NGX_HTTP_MAIN_CONF) {
+        name = ngx_http_agentid_cache_name;
+
+    } else {
+        amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_agentid_module);
+
+        p = ngx_pnalloc(cf->pool, ngx_http_agentid_cache_name.len
+                                  + sizeof("_") - 1 + NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        name.data = p;
+        name.len = ngx_sprintf(p, "%V_%ui", &ngx_http_agentid_cache_name,
+                               ++amcf->caches)
+                   - p;
+    }
+
     shm = ngx_pcalloc(cf->pool, sizeof(ngx_http_agentid_shm_t));
     if (shm == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    amcf->cache_zone = ngx_shared_memory_add(cf, &ngx_http_agentid_cache_name,
-                                             size, &ngx_http_agentid_module);
-    if (amcf->cache_zone == NULL) {
+    alcf->cache_zone = ngx_shared_memory_add(cf, &name, size,
+                                             &ngx_http_agentid_module);
+    if (alcf->cache_zone == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    if (amcf->cache_zone->data) {
+    if (alcf->cache_zone->data) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "duplicate zone \"%V\"",
-                           &ngx_http_agentid_cache_name);
+                           "duplicate zone \"%V\"", &name);
         return NGX_CONF_ERROR;
     }
 
-    amcf->cache_zone->init = ngx_http_agentid_init_shm_zone;
-    amcf->cache_zone->data = shm;
+    alcf->cache_zone->init = ngx_http_agentid_init_shm_zone;
+    alcf->cache_zone->data = shm;
 
     return NGX_CONF_OK;
 }

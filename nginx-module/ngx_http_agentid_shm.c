@@ -315,11 +315,7 @@ ngx_http_agentid_cache_key(ngx_http_request_t *r,
     ngx_http_agentid_loc_conf_t *alcf, ngx_http_agentid_ctx_t *ctx,
     u_char *key)
 {
-    ngx_http_agentid_main_conf_t  *amcf;
-
-    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentid_module);
-
-    if (amcf->cache_zone == NULL || alcf->trust == NULL
+    if (alcf->cache_zone == NULL || alcf->trust == NULL
         || alcf->trust->trust == NULL)
     {
         return NGX_DECLINED;
@@ -341,12 +337,9 @@ ngx_http_agentid_cache_get(ngx_http_request_t *r, ngx_http_agentid_ctx_t *ctx,
     uint16_t                       len;
     ngx_uint_t                     i;
     ngx_str_t                      data;
-    ngx_http_agentid_main_conf_t  *amcf;
 
-    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentid_module);
-
-    if (ngx_http_agentid_shm_get(amcf->cache_zone, key, ngx_time(), r->pool,
-                                 &data)
+    if (ngx_http_agentid_shm_get(ctx->alcf->cache_zone, key, ngx_time(),
+                                 r->pool, &data)
         != NGX_OK)
     {
         return NGX_DECLINED;
@@ -394,10 +387,8 @@ ngx_http_agentid_cache_put(ngx_http_request_t *r, ngx_http_agentid_ctx_t *ctx,
     ngx_str_t                      data;
     ngx_uint_t                     i;
     ngx_http_agentid_loc_conf_t   *alcf;
-    ngx_http_agentid_main_conf_t  *amcf;
 
-    amcf = ngx_http_get_module_main_conf(r, ngx_http_agentid_module);
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_agentid_module);
+    alcf = ctx->alcf;
 
     data.len = sizeof(time_t);
 
@@ -422,7 +413,7 @@ ngx_http_agentid_cache_put(ngx_http_request_t *r, ngx_http_agentid_ctx_t *ctx,
 
     /* the verifier accepts the token until exp + leeway; so does the cache */
 
-    (void) ngx_http_agentid_shm_put(amcf->cache_zone, key,
+    (void) ngx_http_agentid_shm_put(alcf->cache_zone, key,
                                     ctx->expires + alcf->leeway, ngx_time(),
                                     &data, 0);
 }

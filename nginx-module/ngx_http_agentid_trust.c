@@ -295,7 +295,8 @@ ngx_http_agentid_trust_cleanup(void *data)
  * Fetched trust: agentid_jwks_url and agentid_bundle_url.  Worker 0
  * fetches in nginx's thread pool and publishes the bytes in the
  * "agentid_fetch" zone with a generation counter; every worker re-parses
- * a slot into its own immutable bundle when the generation moves.
+ * a slot into its own immutable bundle when the generation moves.  The
+ * zone holds the status lists too (ngx_http_agentid_status.c).
  */
 
 
@@ -327,6 +328,8 @@ ngx_http_agentid_init_fetch_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     ctx->shpool->data = ctx->sh;
+
+    ngx_queue_init(&ctx->sh->status);
 
     return NGX_OK;
 }

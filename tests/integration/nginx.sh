@@ -1,7 +1,7 @@
 #!/bin/sh
 # Integration test of ngx_http_agentid_module: Debian's /usr/sbin/nginx
 # loads the module built in this tree, runs with a private prefix and a
-# generated configuration (two workers, loopback, a random port) and is
+# generated configuration (four workers, loopback, random ports) and is
 # stopped by PID.  Tokens come from the agentid CLI's development trust
 # domain (JWT-SVIDs) and `agentid dev sign` (access tokens); DPoP proofs
 # are signed with Ed25519 by the openssl command.
@@ -30,10 +30,11 @@ ORCH=spiffe://$TD/agent/orchestrator
 SUMM=spiffe://$TD/agent/summarizer
 USER_ID=spiffe://$TD/user/alice
 NGX=$TMP/ngx
-mkdir -p "$NGX/logs" "$NGX/tmp" "$TMP/www/api/sub" "$TMP/www/off"
+WORKERS=4
+mkdir -p "$NGX/logs" "$NGX/tmp" "$TMP/www/api/sub" "$TMP/www/off" "$TMP/www/status"
 echo "custom 401 page" >"$TMP/www/e401.html"
 for d in bundle satisfy satisfy2 both both2 errpage mapped revoc revoc/open mtls any svid access scoped anyscope agents subjects depth claim leeway dpop dpopopt \
-    inherit realm; do
+    inherit realm cache/own cache/own/sub cache/off cache/off/sub cache/inh; do
 	mkdir -p "$TMP/www/$d"
 	echo "hello $d" >"$TMP/www/$d/index.html"
 done
@@ -171,7 +172,7 @@ write_conf() {
 	cat >"$NGX/nginx.conf" <<EOF
 load_module $MODULE;
 $USER_LINE
-worker_processes 2;
+worker_processes $WORKERS;
 error_log $NGX/logs/error.log info;
 pid $NGX/nginx.pid;
 events { worker_connections 256; }
@@ -185,12 +186,14 @@ http {
                        'error=\$agentid_error depth=\$agentid_depth task=\$agentid_task '
                        'client=\$agentid_claim_client_id';
     access_log $NGX/logs/access.log agentid;
+    log_format lists '\$status \$request_uri inm=\$http_if_none_match';
     agentid_cache 1m;
     map \$agentid_claim_task \$task_class { default other; t-42 main; }
 
     server {
         listen 127.0.0.1:$PORT2;
         location /keys/ { root $TMP/www; }
+        location /status/ { root $TMP/www; access_log $NGX/logs/lists.log lists; }
         location / {
             return 200 "agent=\$http_x_agent sub=\$http_x_subject chain=\$http_x_chain depth=\$http_x_depth scope=\$http_x_scope task=\$http_x_task jti=\$http_x_jti td=\$http_x_td auth=\$http_authorization\n";
         }
@@ -208,6 +211,7 @@ http {
         agentid_audit $NGX/logs/audit.jsonl key=$TMP/audit.key;
         add_header X-Agent \$agentid_agent always;
         add_header X-Error \$agentid_error always;
+        add_header X-Cache \$agentid_cache_status always;
 
         location / { }
         # configured issuers apply to every token; JWT-SVIDs carry no iss
@@ -241,6 +245,9 @@ http {
             location /revoc/open/ { agentid_status_fail open; }
         }
         location /dpopopt/ { agentid on; agentid_dpop optional; }
+        location /cache/own/ { agentid on; agentid_cache 64k; location /cache/own/sub/ { } }
+        location /cache/off/ { agentid on; agentid_cache off; location /cache/off/sub/ { } }
+        location /cache/inh/ { agentid on; }
         location /proxy/ {
             agentid on;
             proxy_pass http://127.0.0.1:$PORT2/;
@@ -265,8 +272,11 @@ http {
         agentid_audience $AUD;
         agentid_issuer $ISS;
         agentid_require_scope read;
+        agentid_cache off;
+        add_header X-Cache \$agentid_cache_status always;
 
         location /api/ {
+            agentid_cache 64k;
             location /api/sub/ { agentid_require_scope write; }
         }
         location /off/ { agentid off; }
@@ -281,6 +291,8 @@ http {
         ssl_certificate_key $TMP/srv.key;
         ssl_verify_client optional_no_ca;
         root $TMP/www;
+        agentid_cache 64k;
+        add_header X-Cache \$agentid_cache_status always;
         agentid on;
         agentid_bundle $TMP/issuer.json;
         agentid_audience $AUD;
@@ -301,6 +313,20 @@ http {
         location /bundle/ { agentid_profile jwt-svid; agentid_issuer off;
                             agentid_bundle_url http://127.0.0.1:$PORT2/keys/bundle.json; }
     }
+
+    # reuseport: the kernel spreads new connections over all the workers
+    server {
+        listen 127.0.0.1:$PORT6 reuseport;
+        root $TMP/www;
+        agentid on;
+        agentid_profile access;
+        agentid_bundle $TMP/issuer.json;
+        agentid_audience $AUD;
+        agentid_issuer $ISS;
+        agentid_status_list on;
+        agentid_status_list_refresh 1s;
+        location /revoc/ { }
+    }
 }
 EOF
 }
@@ -313,6 +339,7 @@ start_nginx() {
 		PORT3=$((PORT + 2))
 		PORT4=$((PORT + 3))
 		PORT5=$((PORT + 4))
+		PORT6=$((PORT + 5))
 		write_conf
 		# a failed attempt (port taken) must not leave its errors behind
 		: >"$NGX/logs/error.log"
@@ -473,6 +500,48 @@ assert_grep "^X-Agent: $SUMM" "$TMP/h" "variables filled from the cache"
 check 200 /scoped/ "$TOK_ACC" "cached under /any/ and /scoped/ separately"
 check 403 /scoped/ "$TOK_READ" "cache never turns a refusal into a hit"
 
+# agentid_cache at every level: own zone, off, inherited (http 1m; server PORT3 off with a
+# location zone of its own; server PORT4 a server-level zone).  $agentid_cache_status says
+# HIT, MISS or BYPASS.
+TOK_C=$(access "{$BASE,\"sub\":\"$ORCH\",\"scope\":\"read write\",\"task\":\"cache\"}")
+xcache() { # xcache WANT DESC: the last response's X-Cache header
+	x=$(tr -d '\r' <"$TMP/h" | sed -n 's/^X-Cache: //p')
+	assert_eq "$x" "$1" "$2"
+}
+check 200 /cache/own/ "$TOK_C" "location with its own cache zone: allowed"
+xcache MISS "own zone: first request verifies (MISS)"
+check 200 /cache/own/ "$TOK_C" "own zone: second request allowed"
+xcache HIT "own zone: second request is a HIT"
+check 200 /cache/own/sub/ "$TOK_C" "nested location without agentid_cache: allowed"
+xcache MISS "nested location: its own key (MISS first)"
+check 200 /cache/own/sub/ "$TOK_C" "nested location: again"
+xcache HIT "nested location inherits the parent's zone (HIT)"
+check 200 /cache/off/ "$TOK_C" "agentid_cache off: allowed"
+check 200 /cache/off/ "$TOK_C" "agentid_cache off: again"
+xcache BYPASS "agentid_cache off: never cached (BYPASS)"
+check 200 /cache/off/sub/ "$TOK_C" "under agentid_cache off: again"
+xcache BYPASS "a nested location inherits off (BYPASS)"
+check 200 /cache/inh/ "$TOK_C" "location inheriting the http-level zone"
+check 200 /cache/inh/ "$TOK_C" "location inheriting the http-level zone: again"
+xcache HIT "the http-level zone is inherited (HIT)"
+req "$PORT3" /api/ -H "Authorization: Bearer $TOK_C"
+req "$PORT3" /api/ -H "Authorization: Bearer $TOK_C"
+assert_eq "$CODE" 200 "server with agentid_cache off, location with a zone: allowed"
+xcache HIT "a location's own zone under a server that says off (HIT)"
+req "$PORT3" /api/sub/ -H "Authorization: Bearer $TOK_C"
+req "$PORT3" /api/sub/ -H "Authorization: Bearer $TOK_C"
+xcache HIT "its nested location inherits that zone (HIT)"
+req "$PORT3" /svid/ -H "Authorization: Bearer $TOK_SVID"
+req "$PORT3" /svid/ -H "Authorization: Bearer $TOK_SVID"
+assert_eq "$CODE" 200 "server-level agentid_cache off: allowed"
+xcache BYPASS "server-level agentid_cache off overrides the http level (BYPASS)"
+for i in 1 2; do
+	CODE=$(curl -sk -o "$TMP/b" -D "$TMP/h" -w '%{http_code}' -H "Authorization: Bearer $TOK_C" \
+	    "https://127.0.0.1:$PORT4/any/")
+done
+assert_eq "$CODE" 200 "server-level agentid_cache: allowed"
+xcache HIT "server-level zone (HIT)"
+
 # ---------------------------------------------------------------- DPoP
 U="http://127.0.0.1:$PORT/dpop/"
 P=$(proof "$TMP/dpop.key" "$DPOP_X" GET "$U" "$TOK_BOUND")
@@ -541,6 +610,65 @@ check 401 /revoc/ "$TOK_S3" "a list signed by an untrusted key is ignored: the l
 assert_grep 'status list refresh: (unknown_kid|bad_signature)' "$NGX/logs/error.log" \
     "the rejected list is logged"
 check 200 /any/ "$TOK_S3" "a location without agentid_status_list does not check revocation"
+
+# A list fetched over HTTP, shared by the workers: one of them fetches it when it is due
+# (ttl 1 s, agentid_status_list_refresh 1s) and the others take its bytes from the zone, so
+# the list server sees about one request a second, not one per worker.  The list and the
+# tokens name the list server's port, known only now.
+HL_URI=http://127.0.0.1:$PORT2/status/list2.jwt
+make_hlist() { # make_hlist [--revoke IDX]...
+	"$AGENTID" status-list make --key "$TMP/issuer.key" --uri "$HL_URI" --size 64 --ttl 1 \
+	    "$@" --out "$TMP/list2.new" >/dev/null && mv "$TMP/list2.new" "$TMP/www/status/list2.jwt"
+}
+make_hlist || fail "agentid status-list make (http)"
+TOK_H3=$(access "{$BASE,\"sub\":\"$ORCH\",\"scope\":\"read\",\"status\":{\"status_list\":{\"idx\":3,\"uri\":\"$HL_URI\"}}}")
+TOK_H5=$(access "{$BASE,\"sub\":\"$ORCH\",\"scope\":\"read\",\"status\":{\"status_list\":{\"idx\":5,\"uri\":\"$HL_URI\"}}}")
+# hreq TOKEN: a request to the reuseport server (a new connection, so any worker)
+hreq() {
+	req "$PORT6" /revoc/ -H "Authorization: Bearer $1"
+}
+# Every worker must learn the list from a token (each logs that it will be fetched).
+hl_workers() {
+	grep -F "status list \"$HL_URI\" will be fetched" "$NGX/logs/error.log" |
+	    sed -E 's/^.*\] ([0-9]+)#.*$/\1/' | sort -u | wc -l | tr -d ' '
+}
+i=0
+while [ "$(hl_workers)" -lt "$WORKERS" ] && [ $i -lt 300 ]; do
+	hreq "$TOK_H3"
+	i=$((i + 1))
+done
+assert_eq "$(hl_workers)" "$WORKERS" "every worker knows the HTTP status list"
+sleep 2
+ok=0
+for i in 1 2 3 4 5 6 7 8; do
+	hreq "$TOK_H3"
+	[ "$CODE" = 200 ] && ok=$((ok + 1))
+done
+assert_eq "$ok" 8 "HTTP status list: every worker has it (valid entry allowed)"
+n0=$(wc -l <"$NGX/logs/lists.log")
+sleep 6
+n1=$(wc -l <"$NGX/logs/lists.log")
+n=$((n1 - n0))
+# $WORKERS workers fetching on their own would make about $WORKERS * 6 requests in 6 s.
+if [ "$n" -ge 3 ] && [ "$n" -le 9 ]; then
+	pass "$WORKERS workers: $n list fetches in 6 s at a 1 s refresh (one per period, not per worker)"
+else
+	fail "$WORKERS workers: $n list fetches in 6 s at a 1 s refresh, wanted 3..9"
+	tail -n 30 "$NGX/logs/lists.log" | sed 's/^/    /'
+fi
+assert_grep '^304 /status/list2.jwt inm=[^-]' "$NGX/logs/lists.log" \
+    "an unchanged list is confirmed with If-None-Match (304)"
+make_hlist --revoke 3
+sleep 2.5
+ok=0
+for i in 1 2 3 4 5 6 7 8; do
+	hreq "$TOK_H3"
+	[ "$CODE" = 401 ] && ok=$((ok + 1))
+done
+assert_eq "$ok" 8 "shared HTTP list: the revocation reaches every worker after the refresh"
+www 'error_description="revoked"' "shared HTTP list: reason revoked"
+hreq "$TOK_H5"
+assert_eq "$CODE" 200 "shared HTTP list: entry 5 still allowed"
 
 # ---------------------------------------------------------------- mTLS binding
 tls() { # tls PATH TOKEN [curl args...]
@@ -662,6 +790,8 @@ conf_error() { # conf_error REGEX DESC DIRECTIVES...
 	fi
 }
 conf_error 'invalid profile' "an unknown profile" "agentid_profile bogus;"
+conf_error 'invalid cache size' "a location cache smaller than 8 pages" "agentid_cache 4k;"
+conf_error 'is duplicate' "agentid_cache twice at one level" "agentid_cache 64k; agentid_cache off;"
 conf_error 'invalid realm' "a realm with a quote" "agentid 'a\"b';"
 conf_error 'audience' "agentid on without an audience" \
     "agentid on; agentid_bundle $CA/bundle.json;"
