@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/pem.h>
 #include <yaml.h>
 
 #include "exchange.h"
@@ -85,6 +86,44 @@ get_path(struct cfgctx *x, const yaml_node_t *n, const char *key, char **out)
 	}
 	free(*out);
 	*out = s;
+	return 0;
+}
+
+/*
+ * A file of PEM CA certificates to trust for an HTTPS endpoint instead of
+ * the system store (bundle_ca, jwks_ca).  Read now, so that --check-config
+ * names the line of a missing or wrong file.
+ */
+static int
+get_cafile(struct cfgctx *x, const yaml_node_t *n, const char *key, char **out)
+{
+	STACK_OF(X509_INFO) *infos = NULL;
+	BIO *bio;
+	int i, certs = 0;
+
+	if (get_path(x, n, key, out) != 0)
+		return -1;
+	if ((bio = BIO_new_file(*out, "r")) == NULL)
+		return cerr(x, n, "'%s': cannot open %s: %s", key, *out, strerror(errno));
+	infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	for (i = 0; infos != NULL && i < sk_X509_INFO_num(infos); i++)
+		if (sk_X509_INFO_value(infos, i)->x509 != NULL)
+			certs++;
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	if (certs == 0)
+		return cerr(x, n, "'%s': %s holds no PEM certificate", key, *out);
+	return 0;
+}
+
+/* An https URL (bundle_url, jwks_url): keys come only over authenticated TLS. */
+static int
+get_https_url(struct cfgctx *x, const yaml_node_t *n, const char *key, char **out)
+{
+	if (get_str(x, n, key, out) != 0)
+		return -1;
+	if (strncmp(*out, "https://", 8) != 0 || (*out)[8] == '\0')
+		return cerr(x, n, "'%s' must be an https URL", key);
 	return 0;
 }
 
@@ -417,7 +456,9 @@ td_item(struct cfgctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void 
 	if (strcmp(key, "bundle_file") == 0)
 		return get_path(x, v, key, &td->bundle_file);
 	if (strcmp(key, "bundle_url") == 0)
-		return get_str(x, v, key, &td->bundle_url);
+		return get_https_url(x, v, key, &td->bundle_url);
+	if (strcmp(key, "bundle_ca") == 0)
+		return get_cafile(x, v, key, &td->bundle_ca);
 	return UNKNOWN(x, k, "trust_domains");
 }
 
@@ -431,12 +472,26 @@ ext_item(struct cfgctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void
 	if (strcmp(key, "jwks_file") == 0)
 		return get_path(x, v, key, &e->jwks_file);
 	if (strcmp(key, "jwks_url") == 0)
-		return get_str(x, v, key, &e->jwks_url);
+		return get_https_url(x, v, key, &e->jwks_url);
+	if (strcmp(key, "jwks_ca") == 0)
+		return get_cafile(x, v, key, &e->jwks_ca);
 	if (strcmp(key, "audience") == 0 || strcmp(key, "audiences") == 0)
 		return get_strlist(x, v, key, &e->audiences, &e->n_audiences);
 	if (strcmp(key, "subject_claim") == 0)
 		return get_str(x, v, key, &e->subject_claim);
 	return UNKNOWN(x, k, "external_issuers");
+}
+
+static int
+key_refresh_item(struct cfgctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+	struct xc_config *c = arg;
+
+	if (strcmp(key, "min_interval") == 0)
+		return get_long(x, v, key, 1, 3600, &c->refresh_min);
+	if (strcmp(key, "interval") == 0)
+		return get_long(x, v, key, 1, 86400, &c->refresh_interval);
+	return UNKNOWN(x, k, "key_refresh");
 }
 
 static int
@@ -629,24 +684,37 @@ top_item(struct cfgctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void
 		if (sect_list(x, v, key, sizeof(*c->tds), (void **)&c->tds, &c->n_tds, td_item,
 		    NULL) != 0)
 			return -1;
-		for (i = 0; i < c->n_tds; i++)
-			if (c->tds[i].name == NULL ||
-			    (c->tds[i].bundle_file == NULL && c->tds[i].bundle_url == NULL))
-				return cerr(x, v,
-				    "each trust domain needs 'name' and 'bundle_file' or 'bundle_url'");
+		for (i = 0; i < c->n_tds; i++) {
+			const struct xc_trust_domain *td = &c->tds[i];
+
+			if (td->name == NULL || (td->bundle_file == NULL) == (td->bundle_url == NULL))
+				return cerr(x, v, "each trust domain needs 'name' and either "
+						  "'bundle_file' or 'bundle_url'");
+			if (td->bundle_ca != NULL && td->bundle_url == NULL)
+				return cerr(x, v, "trust domain %s: 'bundle_ca' applies to 'bundle_url'",
+				    td->name);
+		}
 		return 0;
 	}
 	if (strcmp(key, "external_issuers") == 0) {
 		if (sect_list(x, v, key, sizeof(*c->ext), (void **)&c->ext, &c->n_ext, ext_item,
 		    NULL) != 0)
 			return -1;
-		for (i = 0; i < c->n_ext; i++)
-			if (c->ext[i].issuer == NULL || c->ext[i].n_audiences == 0 ||
-			    (c->ext[i].jwks_file == NULL && c->ext[i].jwks_url == NULL))
+		for (i = 0; i < c->n_ext; i++) {
+			const struct xc_external_issuer *e = &c->ext[i];
+
+			if (e->issuer == NULL || e->n_audiences == 0 ||
+			    (e->jwks_file == NULL) == (e->jwks_url == NULL))
 				return cerr(x, v, "each external issuer needs 'issuer', 'audience' "
-						  "and 'jwks_file' or 'jwks_url'");
+						  "and either 'jwks_file' or 'jwks_url'");
+			if (e->jwks_ca != NULL && e->jwks_url == NULL)
+				return cerr(x, v, "external issuer %s: 'jwks_ca' applies to 'jwks_url'",
+				    e->issuer);
+		}
 		return 0;
 	}
+	if (strcmp(key, "key_refresh") == 0)
+		return for_pairs(x, v, key, key_refresh_item, c);
 	if (strcmp(key, "storage") == 0)
 		return for_pairs(x, v, key, storage_item, c);
 	if (strcmp(key, "audit") == 0)
@@ -759,12 +827,14 @@ xc_config_free(struct xc_config *c)
 		free(c->tds[i].name);
 		free(c->tds[i].bundle_file);
 		free(c->tds[i].bundle_url);
+		free(c->tds[i].bundle_ca);
 	}
 	free(c->tds);
 	for (i = 0; i < c->n_ext; i++) {
 		free(c->ext[i].issuer);
 		free(c->ext[i].jwks_file);
 		free(c->ext[i].jwks_url);
+		free(c->ext[i].jwks_ca);
 		strlist_free(c->ext[i].audiences, c->ext[i].n_audiences);
 		free(c->ext[i].subject_claim);
 	}
@@ -851,6 +921,8 @@ xc_config_load(const char *path, struct xc_config **out, char *errbuf, size_t er
 	c->status_list_size = 65536;
 	c->status_list_ttl = 60;
 	c->dpop_window = 60;
+	c->refresh_min = 5;
+	c->refresh_interval = 300;
 	c->client_cert = XC_CLIENT_CERT_OPTIONAL;
 	if (for_pairs(&x, root, "top level", top_item, c) != 0)
 		goto out;

@@ -46,12 +46,14 @@ struct xc_trust_domain {
 	char *name;
 	char *bundle_file;
 	char *bundle_url;   /* https_web bundle endpoint, refreshed per spiffe_refresh_hint */
+	char *bundle_ca;    /* PEM CAs for bundle_url's certificate; NULL: system store */
 };
 
 struct xc_external_issuer {
 	char *issuer;
 	char *jwks_file;
 	char *jwks_url;
+	char *jwks_ca;      /* PEM CAs for jwks_url's certificate; NULL: system store */
 	char **audiences;
 	size_t n_audiences;
 	char *subject_claim; /* default "sub" */
@@ -120,6 +122,8 @@ struct xc_config {
 	size_t n_tds;
 	struct xc_external_issuer *ext;
 	size_t n_ext;
+	long refresh_min;        /* key_refresh: floor for spiffe_refresh_hint, seconds */
+	long refresh_interval;   /* key_refresh: without a hint, seconds */
 
 	char *store_driver;      /* "sqlite" or "postgres" */
 	char *store_path;        /* sqlite file */
@@ -163,6 +167,9 @@ int xc_issuer_load(const struct xc_config *c, struct xc_issuer **out, char *errb
 void xc_issuer_free(struct xc_issuer *is);
 /* Signs claims with the current key and header typ; *out to free(). */
 int xc_issuer_sign(const struct xc_issuer *is, const char *typ, const json_t *claims, char **out);
+/* The same from claims already serialised as compact JSON text (payload[0..len)). */
+int xc_issuer_sign_text(const struct xc_issuer *is, const char *typ, const char *payload, size_t len,
+    char **out);
 
 /* ------------------------------------------------------------ runtime (main.c) */
 
@@ -222,7 +229,7 @@ struct xc_store_ops {
 	int (*migrate)(void *db);
 	/*
 	 * 0 written; AGENTID_EREJECTED when the backend refuses the row because
-	 * its parent is revoked (SQLite checks this atomically); other errors.
+	 * its parent is revoked (checked atomically with the insert); other errors.
 	 */
 	int (*ledger_insert)(void *db, const struct xc_ledger_entry *e);
 	/*
@@ -436,6 +443,38 @@ void xc_metrics_revoked(long n);
 void xc_metrics_set_bundle_time(time_t t);
 /* Prometheus text exposition into buf. */
 int xc_metrics_render(struct evbuffer *buf);
+
+/* ------------------------------------------------------------ remote keys (remote.c) */
+
+enum xc_remote_kind { XC_REMOTE_BUNDLE, XC_REMOTE_JWKS };
+
+/*
+ * Fetches every bundle_url and jwks_url of c now (main thread only; blocks
+ * up to the fetch timeout per source).  1 when the keys of a source
+ * changed, so the runtime should be rebuilt; 0 otherwise.  Failures are
+ * logged and counted; the last good keys stay.
+ */
+int xc_remote_refresh(const struct xc_config *c);
+/*
+ * The last good body of a source (a copy, to free()); a source not seen
+ * before is fetched first.  -1 when it has none: errbuf says why.
+ */
+int xc_remote_body(enum xc_remote_kind kind, const char *name, const char *url, const char *ca,
+    char **body, size_t *len, char *errbuf, size_t errlen);
+/* Forgets the sources c does not name (after c went live). */
+void xc_remote_retain(const struct xc_config *c);
+/*
+ * Seconds until the next refresh of c's sources (0: none): the smallest
+ * spiffe_refresh_hint, key_refresh.interval for sources without one, at
+ * most 30 s while a source fails, never below key_refresh.min_interval
+ * (*raised = 1 when a hint was raised to it).
+ */
+long xc_remote_interval(const struct xc_config *c, int *raised);
+/* When the oldest keys in use were fetched; 0 when a source has none; dflt without sources. */
+time_t xc_remote_oldest(const struct xc_config *c, time_t dflt);
+/* Per-source gauges and counters for /metrics. */
+void xc_remote_metrics(struct evbuffer *b);
+void xc_remote_free(void);
 
 /* ------------------------------------------------------------ audit (audit_glue.c) */
 

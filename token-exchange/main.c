@@ -37,6 +37,11 @@ static unsigned generation;
 static const char *config_path;
 static int opt_threads = -1;
 static struct event_base *main_base;
+static struct event *ev_refresh;
+static long refresh_every;
+static int rebuild_pending;
+/* --check-config: a bundle_url or jwks_url that cannot be fetched is an error. */
+static int remote_strict;
 
 /* ---------------------------------------------------------------- logging */
 
@@ -109,37 +114,12 @@ xc_runtime_unref(struct xc_runtime *rt)
 }
 
 static int
-fetch_text(const char *url, char **body, size_t *len, char *errbuf, size_t errlen)
-{
-	struct agentid_fetch_opts o;
-	struct agentid_fetch_result res;
-	struct agentid_error err;
-	int r;
-
-	agentid_fetch_opts_init(&o);
-	memset(&res, 0, sizeof(res));
-	agentid_error_clear(&err);
-	if ((r = agentid_fetch(url, &o, &res, &err)) != 0 || res.status != 200 || res.body == NULL) {
-		snprintf(errbuf, errlen, "%s: fetch failed: %s %s", url,
-		    r != 0 ? agentid_strerror(r) : "HTTP status", err.detail);
-		agentid_fetch_result_free(&res);
-		return -1;
-	}
-	/* The body changes hands: freed by the caller with agentid_free(). */
-	*body = res.body;
-	*len = res.len;
-	res.body = NULL;
-	agentid_fetch_result_free(&res);
-	return 0;
-}
-
-static int
 load_trust(const struct xc_config *c, struct agentid_trust **out, char *errbuf, size_t errlen)
 {
 	struct agentid_trust *t = NULL;
 	struct agentid_bundle *b = NULL;
 	struct agentid_error err;
-	char *body = NULL;
+	char *body = NULL, why[256];
 	size_t i, len = 0;
 	int r;
 
@@ -151,12 +131,23 @@ load_trust(const struct xc_config *c, struct agentid_trust **out, char *errbuf, 
 		agentid_error_clear(&err);
 		if (td->bundle_file != NULL)
 			r = agentid_bundle_load_file(td->name, td->bundle_file, &b, &err);
-		else {
-			if (fetch_text(td->bundle_url, &body, &len, errbuf, errlen) != 0)
-				goto fail;
+		else if (xc_remote_body(XC_REMOTE_BUNDLE, td->name, td->bundle_url, td->bundle_ca,
+			     &body, &len, why, sizeof(why)) == 0) {
 			r = agentid_bundle_parse(td->name, body, len, &b, &err);
-			agentid_free(body);
+			free(body);
 			body = NULL;
+		} else if (remote_strict) {
+			snprintf(errbuf, errlen, "trust domain %s: %s", td->name, why);
+			goto fail;
+		} else {
+			/*
+			 * Fail closed but keep serving the other trust domains: an
+			 * empty bundle trusts nothing, and the refresh timer keeps
+			 * trying.
+			 */
+			xc_log(AGENTID_LOG_ERROR, "trust domain %s: no keys, its SVIDs are refused: %s",
+			    td->name, why);
+			r = agentid_bundle_new(td->name, &b);
 		}
 		if (r != 0) {
 			snprintf(errbuf, errlen, "trust domain %s: bundle %s: %s%s%s", td->name,
@@ -184,7 +175,7 @@ load_externals(struct xc_runtime *rt, char *errbuf, size_t errlen)
 {
 	const struct xc_config *c = rt->cfg;
 	struct agentid_error err;
-	char *body = NULL;
+	char *body = NULL, why[256];
 	size_t i, len = 0;
 	int r;
 
@@ -202,11 +193,23 @@ load_externals(struct xc_runtime *rt, char *errbuf, size_t errlen)
 				snprintf(errbuf, errlen, "%s: cannot read JWKS", e->jwks_file);
 				return -1;
 			}
-		} else if (fetch_text(e->jwks_url, &body, &len, errbuf, errlen) != 0)
+			agentid_error_clear(&err);
+			r = agentid_keyset_parse(body, len, &rt->ext[i].keys, &err);
+			agentid_free(body);
+		} else if (xc_remote_body(XC_REMOTE_JWKS, e->issuer, e->jwks_url, e->jwks_ca, &body,
+			       &len, why, sizeof(why)) == 0) {
+			agentid_error_clear(&err);
+			r = agentid_keyset_parse(body, len, &rt->ext[i].keys, &err);
+			free(body);
+		} else if (remote_strict) {
+			snprintf(errbuf, errlen, "external issuer %s: %s", e->issuer, why);
 			return -1;
-		agentid_error_clear(&err);
-		r = agentid_keyset_parse(body, len, &rt->ext[i].keys, &err);
-		agentid_free(body);
+		} else {
+			/* No keys: this issuer's tokens are refused (no_keys) until jwks_url answers. */
+			xc_log(AGENTID_LOG_ERROR, "external issuer %s: no keys, its tokens are "
+						  "refused: %s", e->issuer, why);
+			continue;
+		}
 		body = NULL;
 		if (r != 0) {
 			snprintf(errbuf, errlen, "external issuer %s: bad JWKS: %s", e->issuer,
@@ -311,16 +314,57 @@ fail:
 	return -1;
 }
 
-/* Loads FILE and builds a runtime from it. */
+/*
+ * Loads FILE and builds a runtime from it.  With fetch, every bundle_url and
+ * jwks_url is fetched anew first; without, the last good keys are used
+ * (sources not seen before are fetched either way).
+ */
 static int
-load(const char *path, struct xc_runtime **out, char *errbuf, size_t errlen)
+load(const char *path, int fetch, struct xc_runtime **out, char *errbuf, size_t errlen)
 {
 	struct xc_config *cfg = NULL;
 
 	errbuf[0] = '\0';
 	if (xc_config_load(path, &cfg, errbuf, errlen) != 0)
 		return -1;
+	if (fetch)
+		(void)xc_remote_refresh(cfg);
 	return xc_runtime_build(cfg, ++generation, out, errbuf, errlen);
+}
+
+/* Arms the one-shot refresh timer for the sources of c (none: no timer). */
+static void
+schedule_refresh(const struct xc_config *c)
+{
+	struct timeval tv;
+	int raised = 0;
+	long n;
+
+	if (ev_refresh == NULL)
+		return;
+	event_del(ev_refresh);
+	if ((n = xc_remote_interval(c, &raised)) <= 0) {
+		refresh_every = 0;
+		return;
+	}
+	if (n != refresh_every)
+		xc_log(AGENTID_LOG_INFO, "refreshing bundle_url/jwks_url keys every %ld s%s", n,
+		    raised ? " (a spiffe_refresh_hint below key_refresh.min_interval was raised "
+			     "to it)"
+			   : "");
+	refresh_every = n;
+	tv.tv_sec = n;
+	tv.tv_usec = 0;
+	event_add(ev_refresh, &tv);
+}
+
+/* The newest runtime went live: forget unused sources, update the gauge, re-arm. */
+static void
+runtime_live(const struct xc_runtime *rt)
+{
+	xc_remote_retain(rt->cfg);
+	xc_metrics_set_bundle_time(xc_remote_oldest(rt->cfg, rt->bundles_loaded));
+	schedule_refresh(rt->cfg);
 }
 
 /* ---------------------------------------------------------------- signals and timers */
@@ -359,22 +403,22 @@ xc_notify(const char *state)
 	close(fd);
 }
 
-static void
-reload(void)
+static int
+reload(int fetch)
 {
 	struct xc_runtime *rt = NULL;
 	char errbuf[512];
 
-	if (load(config_path, &rt, errbuf, sizeof(errbuf)) != 0) {
+	if (load(config_path, fetch, &rt, errbuf, sizeof(errbuf)) != 0) {
 		xc_log(AGENTID_LOG_ERROR, "reload failed, keeping the running configuration: %s",
 		    errbuf);
-		return;
+		return -1;
 	}
 	apply_log_config(rt->cfg);
 	xc_runtime_publish(rt);
-	xc_metrics_set_bundle_time(rt->bundles_loaded);
+	runtime_live(rt);
 	xc_runtime_unref(rt);
-	xc_log(AGENTID_LOG_INFO, "configuration reloaded (generation %u)", generation);
+	return 0;
 }
 
 static void
@@ -388,7 +432,10 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
 	    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
 	xc_notify(msg);
-	reload();
+	if (reload(1) == 0) {
+		rebuild_pending = 0;
+		xc_log(AGENTID_LOG_INFO, "configuration reloaded (generation %u)", generation);
+	}
 	/* Ready again either way: a failed reload keeps the running configuration. */
 	xc_notify("READY=1");
 }
@@ -418,40 +465,33 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Remote bundles and JWKS are re-fetched by reloading, which swaps everything atomically. */
+/*
+ * Re-fetches the running configuration's bundle_url and jwks_url.  Only when
+ * some keys changed is the runtime rebuilt (re-reading the configuration
+ * file, as SIGHUP does), which swaps everything atomically.
+ */
 static void
 on_refresh(evutil_socket_t fd, short what, void *arg)
 {
-	reload();
-}
+	struct xc_runtime *cur = xc_runtime_current();
 
-static int
-needs_refresh(const struct xc_config *c)
-{
-	size_t i;
-
-	for (i = 0; i < c->n_tds; i++)
-		if (c->tds[i].bundle_url != NULL)
-			return 1;
-	for (i = 0; i < c->n_ext; i++)
-		if (c->ext[i].jwks_url != NULL)
-			return 1;
-	return 0;
-}
-
-static long
-refresh_interval(const struct xc_runtime *rt)
-{
-	long best = 300;
-	int64_t h;
-	size_t i;
-
-	for (i = 0; i < agentid_trust_count(rt->trust); i++) {
-		h = agentid_bundle_refresh_hint(agentid_trust_get(rt->trust, i));
-		if (h > 0 && h < best)
-			best = h < 5 ? 5 : (long)h;
+	if (cur == NULL)
+		return;
+	/* A rebuild that failed (say, the file is being edited) is retried at the next refresh. */
+	if (xc_remote_refresh(cur->cfg) || rebuild_pending) {
+		if (reload(0) == 0) {
+			rebuild_pending = 0;
+			xc_log(AGENTID_LOG_INFO, "new keys from bundle_url/jwks_url in use "
+						 "(generation %u)", generation);
+		} else {
+			rebuild_pending = 1;
+			schedule_refresh(cur->cfg);
+		}
+	} else {
+		xc_metrics_set_bundle_time(xc_remote_oldest(cur->cfg, cur->bundles_loaded));
+		schedule_refresh(cur->cfg);
 	}
-	return best;
+	xc_runtime_unref(cur);
 }
 
 /* ---------------------------------------------------------------- main */
@@ -485,7 +525,7 @@ main(int argc, char **argv)
 	};
 	struct xc_runtime *rt = NULL;
 	struct event *ev_hup = NULL, *ev_term = NULL, *ev_int = NULL, *ev_prune = NULL;
-	struct event *ev_tick = NULL, *ev_refresh = NULL;
+	struct event *ev_tick = NULL;
 	struct timeval tv;
 	char errbuf[512], *end;
 	const char *level = NULL;
@@ -530,8 +570,10 @@ main(int argc, char **argv)
 		return 2;
 	}
 	agentid_set_log(lib_log, NULL, AGENTID_LOG_INFO);
-	if (load(config_path, &rt, errbuf, sizeof(errbuf)) != 0) {
+	remote_strict = check;
+	if (load(config_path, 0, &rt, errbuf, sizeof(errbuf)) != 0) {
 		fprintf(stderr, "agentid-exchange: %s\n", errbuf);
+		xc_remote_free();
 		return check ? 1 : 2;
 	}
 	if (check) {
@@ -540,6 +582,7 @@ main(int argc, char **argv)
 		    config_path, rt->cfg->n_listens, rt->cfg->n_tds, rt->cfg->n_ext,
 		    rt->cfg->n_rules, agentid_keyset_count(rt->issuer->verify));
 		xc_runtime_unref(rt);
+		xc_remote_free();
 		return 0;
 	}
 	apply_log_config(rt->cfg);
@@ -557,7 +600,6 @@ main(int argc, char **argv)
 		fprintf(stderr, "agentid-exchange: %s\n", errbuf);
 		goto out;
 	}
-	xc_metrics_set_bundle_time(rt->bundles_loaded);
 	threads = opt_threads > 0 ? opt_threads : rt->cfg->threads;
 	if (threads <= 0) {
 		n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -587,8 +629,9 @@ main(int argc, char **argv)
 	ev_int = evsignal_new(main_base, SIGINT, on_term, NULL);
 	ev_prune = event_new(main_base, -1, EV_PERSIST, on_prune, NULL);
 	ev_tick = event_new(main_base, -1, EV_PERSIST, on_tick, NULL);
+	ev_refresh = event_new(main_base, -1, 0, on_refresh, NULL);
 	if (ev_hup == NULL || ev_term == NULL || ev_int == NULL || ev_prune == NULL ||
-	    ev_tick == NULL)
+	    ev_tick == NULL || ev_refresh == NULL)
 		goto stop;
 	evsignal_add(ev_hup, NULL);
 	evsignal_add(ev_term, NULL);
@@ -598,11 +641,7 @@ main(int argc, char **argv)
 	event_add(ev_prune, &tv);
 	tv.tv_sec = 1;
 	event_add(ev_tick, &tv);
-	if (needs_refresh(rt->cfg)) {
-		tv.tv_sec = refresh_interval(rt);
-		if ((ev_refresh = event_new(main_base, -1, EV_PERSIST, on_refresh, NULL)) != NULL)
-			event_add(ev_refresh, &tv);
-	}
+	runtime_live(rt);
 	xc_log(AGENTID_LOG_INFO, "agentid-exchange %s ready: issuer %s, %d worker(s), %s store",
 	    PACKAGE_VERSION, rt->cfg->issuer, threads, rt->cfg->store_driver);
 	xc_notify("READY=1\nSTATUS=serving");
@@ -628,6 +667,7 @@ out:
 	xc_audit_close();
 	xc_store_close(xc_global_store);
 	xc_runtime_unref(rt);
+	xc_remote_free();
 	libevent_global_shutdown();
 	return ret;
 }

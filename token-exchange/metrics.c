@@ -138,5 +138,6 @@ xc_metrics_render(struct evbuffer *b)
 	    "# TYPE agentid_exchange_bundle_age_seconds gauge\n"
 	    "agentid_exchange_bundle_age_seconds %ld\n",
 	    bt > 0 ? (long)time(NULL) - bt : -1L);
+	xc_remote_metrics(b);
 	return 0;
 }

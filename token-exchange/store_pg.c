@@ -1,10 +1,28 @@
 /*
  * PostgreSQL store (libpq), for several exchange nodes that act as one
- * service.  Every statement is a single round trip and atomic on its own
- * (revocation cascades are one recursive UPDATE), so nodes need no
- * coordination beyond the database: status indexes come from one counter
- * row, replay caches from one primary key.  Migrations run under an
- * advisory lock so nodes starting together do not race.
+ * service.  Nodes need no coordination beyond the database: status indexes
+ * come from one counter row, replay caches from one primary key, and
+ * migrations run under an advisory lock so nodes starting together do not
+ * race.
+ *
+ * Issuing a child token and revoking its parent on another node must not
+ * race (a child committed after the revocation walked the tree would escape
+ * it).  Under READ COMMITTED a statement only sees rows committed before it
+ * started, so the two sides meet on the parent's row lock instead:
+ *
+ *   - the insert locks the parent row FOR SHARE and writes the child only
+ *     if that row, re-read after any lock wait, is not revoked;
+ *   - the revocation, in one transaction, repeats its cascading UPDATE
+ *     until a pass finds nothing left to revoke.  Each pass row-locks what
+ *     it revoked, so an insert under one of those rows either committed
+ *     before the lock (the next pass, with a newer snapshot, sees the
+ *     child) or waits for the revocation to commit and then finds the
+ *     parent revoked.
+ *
+ * An ancestor further up needs no check of its own: it can only be revoked
+ * together with its whole subtree, so a parent that is not revoked has no
+ * revoked ancestor.  Revocations take a transaction-scoped advisory lock
+ * among themselves, so two cascades over overlapping trees cannot deadlock.
  *
  * An unreachable database must not wedge the server: libpq's connect
  * timeout defaults to 2 s here (libpq's own default is to wait forever), a
@@ -29,6 +47,10 @@
 #include <libpq-fe.h>
 
 #define SCHEMA_VERSION 1
+#define PG_LOCK_MIGRATE "1633904244"  /* advisory lock keys (arbitrary, fixed) */
+#define PG_LOCK_REVOKE "1633904245"
+/* Bounds a cascade that keeps finding new children; each pass reaches one level deeper. */
+#define PG_REVOKE_MAX_PASSES 64
 #define PG_CONNECT_TIMEOUT "2"  /* seconds, unless conninfo sets connect_timeout */
 #define PG_RETRY_SECONDS 1.0    /* no reset attempt for this long after a failed one */
 
@@ -69,14 +91,21 @@ static const char schema_v1[] =
     "CREATE INDEX dpop_jti_exp ON dpop_jti(exp);"
     "INSERT INTO schema_version VALUES (1);";
 
-#define REVOKE_CASCADE(col)                                                                       \
+/*
+ * The first pass of a revocation: the matching tokens and every descendant
+ * visible now.  Later passes start from the children of what the previous
+ * pass revoked ($1, a text array), to catch children committed meanwhile.
+ */
+#define REVOKE_FIRST(col)                                                                         \
 	"WITH RECURSIVE d(jti) AS (SELECT jti FROM tokens WHERE " col " = $1 "                    \
-	"UNION SELECT t.jti FROM tokens t JOIN d ON t.parent_jti = d.jti), "                      \
-	"u AS (UPDATE tokens SET revoked = 1, revoked_at = $2 "                                   \
-	"WHERE revoked = 0 AND jti IN (SELECT jti FROM d) RETURNING 1), "                         \
-	"e AS (UPDATE counters SET value = value + 1 WHERE name = 'revocation_epoch' AND "        \
-	"EXISTS (SELECT 1 FROM u) RETURNING 1) "                                                  \
-	"SELECT count(*) FROM u"
+	"UNION SELECT t.jti FROM tokens t JOIN d ON t.parent_jti = d.jti) "                       \
+	"UPDATE tokens SET revoked = 1, revoked_at = $2::bigint "                                 \
+	"WHERE revoked = 0 AND jti IN (SELECT jti FROM d) RETURNING jti"
+#define REVOKE_NEXT                                                                               \
+	"WITH RECURSIVE d(jti) AS (SELECT jti FROM tokens WHERE parent_jti = ANY ($1::text[]) "   \
+	"UNION SELECT t.jti FROM tokens t JOIN d ON t.parent_jti = d.jti) "                       \
+	"UPDATE tokens SET revoked = 1, revoked_at = $2::bigint "                                 \
+	"WHERE revoked = 0 AND jti IN (SELECT jti FROM d) RETURNING jti"
 
 /* Logs a connection failure at most once per back-off window, with the count. */
 static void
@@ -232,7 +261,7 @@ pgs_migrate(void *db)
 
 	if ((r = pg_simple(p, "BEGIN")) != 0)
 		return r;
-	if ((r = pg_simple(p, "SELECT pg_advisory_xact_lock(1633904244)")) != 0 ||
+	if ((r = pg_simple(p, "SELECT pg_advisory_xact_lock(" PG_LOCK_MIGRATE ")")) != 0 ||
 	    (r = pg_simple(p, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")) !=
 		0)
 		goto fail;
@@ -260,9 +289,27 @@ fail:
 	return r;
 }
 
+/*
+ * A child is written only while its parent row, locked FOR SHARE, is not
+ * revoked.  When a revocation holds that row, the lock waits for it and
+ * re-reads the row after it commits (READ COMMITTED re-checks the WHERE
+ * clause on the newest version), so the child is refused; when the insert
+ * holds it first, the revocation waits and its next pass finds the child.
+ * A missing parent refuses the child too.
+ */
+#define INSERT_COLUMNS                                                                            \
+	"INSERT INTO tokens (jti, parent_jti, root_jti, subject, actor, client_id, task, scope, "  \
+	"aud, act, cnf, iat, exp, status_idx, subject_iss, revoked) "
+#define INSERT_VALUES                                                                             \
+	"$1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, "        \
+	"$9::text, $10::text, $11::text, $12::bigint, $13::bigint, $14::bigint, $15::text, 0"
+
 static int
 pgs_ledger_insert(void *db, const struct xc_ledger_entry *e)
 {
+	static const char sql_root[] = INSERT_COLUMNS "VALUES (" INSERT_VALUES ")";
+	static const char sql_child[] = INSERT_COLUMNS "SELECT " INSERT_VALUES
+	    " FROM (SELECT 1 FROM tokens WHERE jti = $2::text AND revoked = 0 FOR SHARE) parent";
 	struct pg *p = db;
 	char iat[24], exp[24], idx[24];
 	const char *v[15];
@@ -287,12 +334,9 @@ pgs_ledger_insert(void *db, const struct xc_ledger_entry *e)
 	v[12] = exp;
 	v[13] = idx;
 	v[14] = e->subject_iss;
-	res = pg_exec(p,
-	    "INSERT INTO tokens (jti, parent_jti, root_jti, subject, actor, client_id, task, scope, "
-	    "aud, act, cnf, iat, exp, status_idx, subject_iss, revoked) VALUES ($1, $2, $3, $4, $5, "
-	    "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0)",
-	    15, v);
-	r = pg_ok(p, res, "ledger insert");
+	res = pg_exec(p, e->parent_jti != NULL ? sql_child : sql_root, 15, v);
+	if ((r = pg_ok(p, res, "ledger insert")) == 0 && strcmp(PQcmdTuples(res), "1") != 0)
+		r = AGENTID_EREJECTED; /* the parent is revoked (or gone) */
 	PQclear(res);
 	return r;
 }
@@ -341,28 +385,122 @@ pgs_ledger_get(void *db, const char *jti, struct xc_ledger_entry *e)
 	return r;
 }
 
+/*
+ * A statement inside a transaction: unlike pg_exec it never reconnects and
+ * retries, which would run the rest of the transaction outside it.  NULL
+ * when the connection is lost (the next pg_exec resets it).
+ */
+static PGresult *
+pg_exec_tx(struct pg *p, const char *sql, int n, const char *const *vals)
+{
+	PGresult *res = pg_run(p, sql, n, vals);
+
+	if (PQstatus(p->conn) == CONNECTION_OK)
+		return res;
+	PQclear(res);
+	atomic_store(&p->down, 1);
+	pg_warn(p);
+	return NULL;
+}
+
+/* Appends the jti column of res to the text-array literal in *buf ("{" ... "}"). */
+static int
+jti_array(PGresult *res, char **buf)
+{
+	size_t need = 3, off = 0, i, j;
+	const char *s;
+	char *a;
+	int row;
+
+	free(*buf);
+	*buf = NULL;
+	for (row = 0; row < PQntuples(res); row++)
+		need += 3 + 2 * strlen(PQgetvalue(res, row, 0));
+	if ((a = malloc(need)) == NULL)
+		return AGENTID_ENOMEM;
+	a[off++] = '{';
+	for (row = 0; row < PQntuples(res); row++) {
+		s = PQgetvalue(res, row, 0);
+		if (row > 0)
+			a[off++] = ',';
+		a[off++] = '"';
+		for (i = 0, j = strlen(s); i < j; i++) {
+			if (s[i] == '"' || s[i] == '\\')
+				a[off++] = '\\';
+			a[off++] = s[i];
+		}
+		a[off++] = '"';
+	}
+	a[off++] = '}';
+	a[off] = '\0';
+	*buf = a;
+	return 0;
+}
+
+/*
+ * One transaction: the first pass revokes what is visible, each further pass
+ * the not yet revoked descendants of what the previous pass revoked, until a
+ * pass finds none (see the top of the file for why this closes the race with
+ * inserts on other nodes).
+ */
 static int
 pgs_revoke(void *db, enum xc_revoke_by by, const char *value, int64_t now, long *n)
 {
 	static const char *const sql[] = {
-		[XC_REVOKE_JTI] = REVOKE_CASCADE("jti"),
-		[XC_REVOKE_AGENT] = REVOKE_CASCADE("actor"),
-		[XC_REVOKE_SUBJECT] = REVOKE_CASCADE("subject"),
-		[XC_REVOKE_TASK] = REVOKE_CASCADE("task"),
+		[XC_REVOKE_JTI] = REVOKE_FIRST("jti"),
+		[XC_REVOKE_AGENT] = REVOKE_FIRST("actor"),
+		[XC_REVOKE_SUBJECT] = REVOKE_FIRST("subject"),
+		[XC_REVOKE_TASK] = REVOKE_FIRST("task"),
 	};
 	struct pg *p = db;
-	char nows[24];
+	char nows[24], *roots = NULL;
 	const char *v[2] = { value, nows };
-	PGresult *res;
-	int r;
+	PGresult *res = NULL;
+	long total = 0;
+	int r, pass;
 
+	*n = 0;
 	if ((int)by < 0 || (int)by > XC_REVOKE_TASK)
 		return AGENTID_EINVAL;
 	snprintf(nows, sizeof(nows), "%lld", (long long)now);
-	res = pg_exec(p, sql[by], 2, v);
-	if ((r = pg_ok(p, res, "revoke")) == 0)
-		*n = atol(PQgetvalue(res, 0, 0));
+	if ((r = pg_simple(p, "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_REVOKE ")")) != 0)
+		goto fail;
+	for (pass = 0;; pass++) {
+		if (pass == PG_REVOKE_MAX_PASSES) {
+			xc_log(AGENTID_LOG_ERROR, "postgres: revoke: descendants still being issued "
+						  "after %d passes; giving up", pass);
+			r = AGENTID_EIO;
+			goto fail;
+		}
+		res = pg_exec_tx(p, pass == 0 ? sql[by] : REVOKE_NEXT, 2, v);
+		if ((r = pg_ok(p, res, "revoke")) != 0)
+			goto fail;
+		if (PQntuples(res) == 0)
+			break;
+		total += PQntuples(res);
+		if ((r = jti_array(res, &roots)) != 0)
+			goto fail;
+		v[0] = roots;
+		PQclear(res);
+		res = NULL;
+	}
 	PQclear(res);
+	res = pg_exec_tx(p,
+	    total > 0 ? "UPDATE counters SET value = value + 1 WHERE name = 'revocation_epoch'; "
+			"COMMIT"
+		      : "COMMIT",
+	    0, NULL);
+	if ((r = pg_ok(p, res, "revoke commit")) != 0)
+		goto fail;
+	PQclear(res);
+	free(roots);
+	*n = total;
+	return 0;
+fail:
+	PQclear(res);
+	free(roots);
+	if (PQstatus(p->conn) == CONNECTION_OK)
+		PQclear(pg_run(p, "ROLLBACK", 0, NULL));
 	return r;
 }
 

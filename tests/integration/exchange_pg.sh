@@ -122,6 +122,128 @@ if command -v node >/dev/null 2>&1; then
 	    --data-urlencode "subject_token=$ORCH" -d subject_token_type=$TT_JWT
 	expect_oauth d2 400 invalid_dpop_proof "the same proof is a replay on node B"
 fi
+
+# ---- issuing a child races the revocation of its parent on the other node ----
+# A psql session holds the parent's row lock, so node A's revocation stalls
+# after its statement took its snapshot; meanwhile node B issues a child of
+# that parent.  When the lock goes, the child must be refused or revoked with
+# its parent: a child that is issued and still active escaped the cascade.
+if command -v psql >/dev/null 2>&1; then
+	PSQL="psql -X -q -At -h $PGDATA -p $PGPORT -U agentid -d postgres"
+	XC_DIR=$XC_DIR_A
+	XC_PORT=$PORT_A
+	ORCH=$("$AGENTID" dev jwt-svid --dir "$XC_DIR_A/ca" --id spiffe://example.org/orchestrator --audience "$A_URL")
+	SUBJ=$("$AGENTID" dev jwt-svid --dir "$XC_DIR_A/ca" --id spiffe://example.org/sub --audience "$A_URL")
+	xc_post rp /token orchestrator -d grant_type=$TE --data-urlencode "subject_token=$ORCH" \
+	    -d subject_token_type=$TT_JWT -d task_id=RACE-1
+	expect_ok rp "node A issues the parent for the race"
+	RP=$(jget rp .access_token)
+	RP_JTI=$(claims "$RP" | jq -r .jti)
+
+	mkfifo "$TMP/psql.in"
+	$PSQL <"$TMP/psql.in" >"$TMP/psql.out" 2>&1 &
+	PSQL_PID=$!
+	on_exit "kill $PSQL_PID 2>/dev/null"
+	exec 7>"$TMP/psql.in"
+	printf "BEGIN;\nSELECT 'locked' FROM tokens WHERE jti = '%s' FOR SHARE;\n" "$RP_JTI" >&7
+	wait_for() { # wait_for DESC COMMAND...: up to 20 s
+		desc=$1
+		shift
+		i=0
+		while [ $i -lt 200 ]; do
+			"$@" && return 0
+			sleep 0.1
+			i=$((i + 1))
+		done
+		fail "timed out waiting: $desc"
+		return 1
+	}
+	lock_waiters() {
+		[ "$($PSQL -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'" 2>/dev/null)" -ge "$1" ]
+	}
+	wait_for "psql holds the parent's row lock" grep -q '^locked$' "$TMP/psql.out"
+	(xc_post race_rv /admin/revoke admin -d "jti=$RP_JTI"; echo "$XC_CODE" >"$TMP/race_rv.code") &
+	RV_PID=$!
+	wait_for "the revocation on node A waits for the row lock" lock_waiters 1 &&
+	    pass "node A's revocation is under way and waits for the parent's row"
+	XC_DIR=$TMP/b
+	XC_PORT=$PORT_B
+	(xc_post race_child /token orchestrator -d grant_type=$TE --data-urlencode "subject_token=$RP" \
+	    -d subject_token_type=$TT_AT --data-urlencode "actor_token=$SUBJ" \
+	    -d actor_token_type=$TT_JWT -d scope=read
+	    echo "$XC_CODE" >"$TMP/race_child.code") &
+	CH_PID=$!
+	# Node B either answers now or its insert waits behind the revocation.
+	wait_for "node B's child exchange answers or waits for a lock" \
+	    sh -c "[ -s '$TMP/race_child.code' ] || { $PSQL -c \"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'\" | grep -qx '[2-9]'; }"
+	printf 'COMMIT;\n' >&7
+	exec 7>&-
+	wait "$RV_PID" "$CH_PID"
+	wait "$PSQL_PID" 2>/dev/null
+	[ "$(cat "$TMP/race_rv.code")" = 200 ] && pass "the revocation completes once the lock is gone" ||
+	    fail "race revocation: $(cat "$TMP/race_rv.code") $(cat "$TMP/race_rv.json")"
+	CH_CODE=$(cat "$TMP/race_child.code")
+	if [ "$CH_CODE" = 200 ]; then
+		RC=$(jget race_child .access_token)
+		RC_IDX=$(claims "$RC" | jq .status.status_list.idx)
+		XC_PORT=$PORT_B
+		xc_post race_i /introspect orchestrator --data-urlencode "token=$RC"
+		[ "$(jget race_i .active)" = false ] &&
+		    pass "a child issued during the revocation is revoked with its parent" ||
+		    fail "a child issued during the revocation escaped it: $(cat "$TMP/race_i.json")"
+		[ "$(jget race_rv .revoked)" = 2 ] && pass "the cascade counts parent and child" ||
+		    fail "race cascade count: $(cat "$TMP/race_rv.json")"
+		if command -v node >/dev/null 2>&1; then
+			curl -s --cacert "$XC_DIR/server.pem" -o "$TMP/sl2.jwt" "https://127.0.0.1:$PORT_A/statuslists/0"
+			bits=$(node -e '
+const z=require("zlib"),fs=require("fs");
+const p=JSON.parse(Buffer.from(fs.readFileSync(process.argv[1],"utf8").split(".")[1],"base64url"));
+const b=z.inflateSync(Buffer.from(p.status_list.lst,"base64url"));
+console.log(process.argv.slice(2).map(Number).map(i=>(b[i>>3]>>(i&7))&1).join(""));' \
+			    "$TMP/sl2.jwt" "$RC_IDX")
+			[ "$bits" = 1 ] && pass "the status list marks the raced child revoked" ||
+			    fail "status list bit of the raced child: $bits"
+		fi
+	elif [ "$CH_CODE" = 400 ] && [ "$(jget race_child .error)" = invalid_grant ]; then
+		pass "a child of a parent being revoked is refused (invalid_grant)"
+	else
+		fail "race child exchange: $CH_CODE $(cat "$TMP/race_child.json")"
+	fi
+
+	# The insert side alone: a revocation that is not yet committed when node B
+	# reads the parent (psql plays it) must still stop the child on commit.
+	XC_DIR=$XC_DIR_A
+	XC_PORT=$PORT_A
+	xc_post rp2 /token orchestrator -d grant_type=$TE --data-urlencode "subject_token=$ORCH" \
+	    -d subject_token_type=$TT_JWT -d task_id=RACE-2
+	expect_ok rp2 "node A issues a second parent"
+	RP2=$(jget rp2 .access_token)
+	RP2_JTI=$(claims "$RP2" | jq -r .jti)
+	rm -f "$TMP/psql.in" "$TMP/psql.out" "$TMP/race_child.code"
+	mkfifo "$TMP/psql.in"
+	$PSQL <"$TMP/psql.in" >"$TMP/psql.out" 2>&1 &
+	PSQL_PID=$!
+	exec 7>"$TMP/psql.in"
+	printf "BEGIN;\nUPDATE tokens SET revoked = 1 WHERE jti = '%s';\nSELECT 'locked';\n" "$RP2_JTI" >&7
+	wait_for "psql revokes the parent (uncommitted)" grep -q '^locked$' "$TMP/psql.out"
+	XC_DIR=$TMP/b
+	XC_PORT=$PORT_B
+	(xc_post race_child2 /token orchestrator -d grant_type=$TE --data-urlencode "subject_token=$RP2" \
+	    -d subject_token_type=$TT_AT --data-urlencode "actor_token=$SUBJ" \
+	    -d actor_token_type=$TT_JWT -d scope=read
+	    echo "$XC_CODE" >"$TMP/race_child.code") &
+	CH_PID=$!
+	wait_for "node B's child exchange answers or waits for the parent's row" \
+	    sh -c "[ -s '$TMP/race_child.code' ] || { $PSQL -c \"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'\" | grep -qx '[1-9]'; }"
+	printf 'COMMIT;\n' >&7
+	exec 7>&-
+	wait "$CH_PID"
+	wait "$PSQL_PID" 2>/dev/null
+	XC_CODE=$(cat "$TMP/race_child.code")
+	expect_oauth race_child2 400 invalid_grant \
+	    "node B refuses a child whose parent's revocation commits while it issues"
+fi
+
 xc_stop nodeA
 xc_stop nodeB
 finish
