@@ -22,9 +22,17 @@ struct xc_param {
 	char *value;
 };
 
+/*
+ * Names and values are decoded into one buffer (buf), each NUL-terminated:
+ * a decoded pair is never longer than its encoding with its '=' and '&',
+ * so len + 1 bytes hold them all, and one allocation (and one wipe) serves
+ * the whole form.
+ */
 struct xc_form {
 	struct xc_param p[XC_FORM_MAX_PARAMS];
 	size_t n;
+	char *buf;
+	size_t buflen;
 };
 
 static int
@@ -39,43 +47,46 @@ hexval(int c)
 	return -1;
 }
 
-/* Decodes s[0..len) into a new NUL-terminated string; NULL on bad encoding. */
-static char *
-decode(const char *s, size_t len, int *bad)
+/* A byte that decodes to itself: not a control, space, DEL, '%' or '+'. */
+#define PLAIN(c) ((c) > 0x20 && (c) != 0x7f && (c) != '%' && (c) != '+')
+
+/* Decodes s[0..len) to out, NUL-terminated; -1 on bad encoding. */
+static int
+decode(const char *s, size_t len, char *out)
 {
-	char *out;
-	size_t i, o = 0;
+	size_t i, k, o = 0;
 	int hi, lo;
 	unsigned char c;
 
-	*bad = 0;
-	if ((out = malloc(len + 1)) == NULL)
-		return NULL;
 	for (i = 0; i < len; i++) {
+		/* Most bytes stand for themselves: copy each run of them at once. */
+		for (k = i; k < len && PLAIN((unsigned char)s[k]); k++)
+			;
+		memcpy(out + o, s + i, k - i);
+		o += k - i;
+		if ((i = k) == len)
+			break;
 		c = (unsigned char)s[i];
 		if (c == '+')
 			c = ' ';
 		else if (c == '%') {
 			if (i + 2 >= len)
-				goto bad;
+				return -1;
 			hi = hexval((unsigned char)s[i + 1]);
 			lo = hexval((unsigned char)s[i + 2]);
 			if (hi < 0 || lo < 0)
-				goto bad;
+				return -1;
 			c = (unsigned char)(hi << 4 | lo);
 			i += 2;
-		} else if (c < 0x21 || c == 0x7f)
-			goto bad; /* raw spaces and controls must have been encoded */
-		if (c < 0x20 || c == 0x7f)
-			goto bad; /* no control characters in any parameter */
+			/* No control characters in any parameter. */
+			if (c < 0x20 || c == 0x7f)
+				return -1;
+		} else
+			return -1; /* raw spaces and controls must have been encoded */
 		out[o++] = (char)c;
 	}
 	out[o] = '\0';
-	return out;
-bad:
-	*bad = 1;
-	free(out);
-	return NULL;
+	return 0;
 }
 
 static int
@@ -89,15 +100,19 @@ xc_form_parse(const char *body, size_t len, struct xc_form **out, char *errbuf, 
 {
 	struct xc_form *f;
 	const char *p = body, *end = body + len, *amp, *eq;
-	char *name = NULL, *value = NULL;
+	char *name, *value, *w;
 	size_t i;
-	int bad;
 
 	*out = NULL;
-	if ((f = calloc(1, sizeof(*f))) == NULL) {
+	if ((f = malloc(sizeof(*f))) == NULL ||
+	    (f->buf = malloc(len + 1)) == NULL) {
+		free(f);
 		snprintf(errbuf, errlen, "out of memory");
 		return -1;
 	}
+	f->n = 0;
+	f->buflen = len + 1;
+	w = f->buf;
 	while (len > 0 && p <= end) {
 		if ((amp = memchr(p, '&', (size_t)(end - p))) == NULL)
 			amp = end;
@@ -109,16 +124,14 @@ xc_form_parse(const char *body, size_t len, struct xc_form **out, char *errbuf, 
 			snprintf(errbuf, errlen, "form parameter without name or '='");
 			goto fail;
 		}
-		name = decode(p, (size_t)(eq - p), &bad);
-		if (name == NULL || name[0] == '\0') {
-			snprintf(errbuf, errlen, "%s", bad || name ? "bad encoding of a parameter name"
-								   : "out of memory");
+		name = w;
+		if (decode(p, (size_t)(eq - p), name) != 0 || name[0] == '\0') {
+			snprintf(errbuf, errlen, "bad encoding of a parameter name");
 			goto fail;
 		}
-		value = decode(eq + 1, (size_t)(amp - eq - 1), &bad);
-		if (value == NULL) {
-			snprintf(errbuf, errlen, "%s",
-			    bad ? "bad percent-encoding in parameter" : "out of memory");
+		value = name + strlen(name) + 1;
+		if (decode(eq + 1, (size_t)(amp - eq - 1), value) != 0) {
+			snprintf(errbuf, errlen, "bad percent-encoding in parameter");
 			goto fail;
 		}
 		for (i = 0; i < f->n; i++) {
@@ -128,11 +141,8 @@ xc_form_parse(const char *body, size_t len, struct xc_form **out, char *errbuf, 
 				goto fail;
 			}
 		}
-		if (value[0] == '\0') {
-			/* RFC 6749 section 3.2: an empty value means the parameter is omitted. */
-			free(name);
-			free(value);
-		} else {
+		/* RFC 6749 section 3.2: an empty value means the parameter is omitted. */
+		if (value[0] != '\0') {
 			if (f->n == XC_FORM_MAX_PARAMS) {
 				snprintf(errbuf, errlen, "too many form parameters");
 				goto fail;
@@ -140,8 +150,8 @@ xc_form_parse(const char *body, size_t len, struct xc_form **out, char *errbuf, 
 			f->p[f->n].name = name;
 			f->p[f->n].value = value;
 			f->n++;
+			w = value + strlen(value) + 1;
 		}
-		name = value = NULL;
 		if (amp == end)
 			break;
 		p = amp + 1;
@@ -153,8 +163,6 @@ xc_form_parse(const char *body, size_t len, struct xc_form **out, char *errbuf, 
 	*out = f;
 	return 0;
 fail:
-	free(name);
-	free(value);
 	xc_form_free(f);
 	return -1;
 }
@@ -195,17 +203,10 @@ xc_form_get_nth(const struct xc_form *f, const char *name, size_t nth)
 void
 xc_form_free(struct xc_form *f)
 {
-	size_t i;
-
 	if (f == NULL)
 		return;
-	for (i = 0; i < f->n; i++) {
-		free(f->p[i].name);
-		if (f->p[i].value != NULL) {
-			/* Values hold tokens and assertions: wipe them. */
-			OPENSSL_cleanse(f->p[i].value, strlen(f->p[i].value));
-			free(f->p[i].value);
-		}
-	}
+	/* Values hold tokens and assertions: wipe them. */
+	OPENSSL_cleanse(f->buf, f->buflen);
+	free(f->buf);
 	free(f);
 }

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 
 #include "exchange.h"
@@ -22,6 +23,31 @@ no_store(struct evkeyvalq *h)
 {
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "Pragma", "no-cache");
+}
+
+/*
+ * evhttp writes the status line and headers into the connection's output
+ * buffer and links the body behind them as a second chain, and
+ * bufferevent_openssl hands every chain to its own SSL_write: two TLS
+ * records, two sends and two encryptions per response.  Nothing has been
+ * written when evhttp_send_reply returns (the write waits for the loop),
+ * so copying a small response into one chain makes it one record.  The
+ * connection and its bufferevent live until the response has been sent.
+ */
+#define ONE_RECORD_MAX 16384
+
+static void
+send_reply(struct xc_req *r, int code)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+	struct bufferevent *bev = NULL;
+	struct evbuffer *out = NULL;
+
+	if (r->tls && evcon != NULL && (bev = evhttp_connection_get_bufferevent(evcon)) != NULL)
+		out = bufferevent_get_output(bev);
+	evhttp_send_reply(r->req, code, NULL, NULL);
+	if (out != NULL && evbuffer_get_length(out) <= ONE_RECORD_MAX)
+		evbuffer_pullup(out, -1);
 }
 
 void
@@ -35,7 +61,7 @@ xc_send_json_text(struct xc_req *r, int code, const char *text, const char *ctyp
 		no_store(h);
 	evbuffer_add(b, text, strlen(text));
 	r->status = code;
-	evhttp_send_reply(r->req, code, NULL, NULL);
+	send_reply(r, code);
 }
 
 void

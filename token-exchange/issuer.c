@@ -147,3 +147,69 @@ xc_issuer_sign(const struct xc_issuer *is, const char *typ, const json_t *claims
 	agentid_free(jws);
 	return *out == NULL ? AGENTID_ENOMEM : 0;
 }
+
+/* Appends the base64url of in[0..n) at *p and advances it. */
+static int
+put_b64(char **p, const char *end, const void *in, size_t n)
+{
+	size_t w;
+	int r;
+
+	if ((r = agentid_b64url_encode(in, n, *p, (size_t)(end - *p), &w)) != 0)
+		return r;
+	*p += w;
+	return 0;
+}
+
+/*
+ * Signs payload, which is JSON text, with the current key: the same compact
+ * JWS agentid_jws_sign makes from the parsed claims (header {"alg", "kid",
+ * "typ"} in that order), without building the claims as JSON values first
+ * and serialising them again.  typ and the kid must need no JSON escaping
+ * (media types; RFC 7638 thumbprints are base64url).  *out to free().
+ */
+int
+xc_issuer_sign_text(const struct xc_issuer *is, const char *typ, const char *payload, size_t len,
+    char **out)
+{
+	const char *alg = agentid_alg_name(is->alg), *kid = agentid_key_kid(is->current);
+	unsigned char *sig = NULL;
+	size_t hlen, sig_len = 0, n;
+	char hdr[256], *b = NULL, *p, *end;
+	int r, w;
+
+	*out = NULL;
+	if (alg == NULL)
+		return AGENTID_EINVAL;
+	w = kid != NULL ? snprintf(hdr, sizeof(hdr), "{\"alg\":\"%s\",\"kid\":\"%s\",\"typ\":\"%s\"}",
+			      alg, kid, typ)
+			: snprintf(hdr, sizeof(hdr), "{\"alg\":\"%s\",\"typ\":\"%s\"}", alg, typ);
+	if (w < 0 || (size_t)w >= sizeof(hdr))
+		return AGENTID_EINVAL;
+	hlen = (size_t)w;
+	/* header.payload.signature; a signature is at most 1024 bytes (RSA-8192). */
+	n = agentid_b64url_encoded_len(hlen) + agentid_b64url_encoded_len(len) +
+	    agentid_b64url_encoded_len(1024) + 3;
+	if ((b = malloc(n)) == NULL)
+		return AGENTID_ENOMEM;
+	p = b;
+	end = b + n;
+	if ((r = put_b64(&p, end, hdr, hlen)) != 0)
+		goto out;
+	*p++ = '.';
+	if ((r = put_b64(&p, end, payload, len)) != 0)
+		goto out;
+	if ((r = agentid_sig_sign(is->current, is->alg, b, (size_t)(p - b), &sig, &sig_len)) != 0)
+		goto out;
+	*p++ = '.';
+	if ((r = put_b64(&p, end, sig, sig_len)) != 0)
+		goto out;
+	*p = '\0';
+	*out = b;
+	b = NULL;
+out:
+	agentid_free(sig);
+	free(b);
+	return r;
+}
+

@@ -39,6 +39,18 @@
 #include "exchange.h"
 
 #define MAX_WORKERS 256
+#define MAX_LISTENS 16
+
+struct worker;
+
+/* One worker's share of a unix-domain listener (see bind_unix). */
+struct unix_slot {
+	struct worker *w;
+	size_t i;                   /* the listener's index in the configuration */
+	int tls;
+	struct evhttp *http;        /* this worker's evhttp for this socket alone */
+	struct evconnlistener *lev; /* NULL once stopped; under unix_lock */
+};
 
 struct worker {
 	int id;
@@ -50,6 +62,7 @@ struct worker {
 	struct xc_runtime *rt;
 	struct xc_store *store;
 	struct xc_batch *batch;
+	struct unix_slot unix_slots[MAX_LISTENS];
 };
 
 struct peer_cache {
@@ -64,6 +77,7 @@ static int n_workers;
 static int peer_idx = -1;
 
 static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t unix_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct xc_runtime *rt_latest;
 static atomic_uint rt_generation;
 
@@ -435,8 +449,16 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	struct timeval tv = { 1, 0 };
 
+	size_t i;
+
 	stop_accepting(w->http_tls);
 	stop_accepting(w->http_plain);
+	pthread_mutex_lock(&unix_lock);
+	for (i = 0; i < MAX_LISTENS; i++) {
+		stop_accepting(w->unix_slots[i].http);
+		w->unix_slots[i].lev = NULL;
+	}
+	pthread_mutex_unlock(&unix_lock);
 	/* Responses already queued get a second to reach their clients. */
 	event_base_once(w->base, -1, EV_TIMEOUT, drained, w, &tv);
 }
@@ -446,7 +468,12 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 
-	event_base_dispatch(w->base);
+	/*
+	 * A worker waiting for its turn on a unix socket may have nothing to
+	 * watch (no TCP listener, no connection): it keeps running until
+	 * drained() ends the loop.
+	 */
+	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	return NULL;
 }
 
@@ -471,12 +498,53 @@ worker_base_new(void)
 }
 
 /*
- * Unix-domain listeners: one socket, made by the first worker; every worker
- * watches it with its own listener (SO_REUSEPORT does not apply to unix
- * sockets) and the process closes and removes it after the workers stop.
+ * Unix-domain listeners: one socket, made by the first worker, closed and
+ * removed by the process after the workers stop.  SO_REUSEPORT does not
+ * apply to unix sockets, and a listener per worker on the one socket would
+ * wake every worker for each connection, all but one to find nothing to
+ * accept.  Instead the workers take turns: each has its own listener on
+ * the socket, but only one of them is enabled at a time.  The worker whose
+ * listener accepts a connection disables its own and enables the next
+ * worker's (bev_unix), so a connection wakes one thread and consecutive
+ * connections go to consecutive workers.  Each worker gets an evhttp per
+ * unix socket, because evhttp does not tell the bufferevent callback which
+ * listener accepted.
  */
-static int unix_fds[16] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
-static char *unix_paths[16];
+static int unix_fds[MAX_LISTENS] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1 };
+static char *unix_paths[MAX_LISTENS];
+
+/* Hands the turn to accept on u's socket to the next worker. */
+static void
+unix_pass_on(struct unix_slot *u)
+{
+	struct unix_slot *next;
+
+	if (n_workers < 2)
+		return;
+	/*
+	 * Lock order: unix_lock, then a listener's lock, then its base's.  A
+	 * stopping worker frees its listener under unix_lock, so next->lev is
+	 * either live or NULL here; with no next listener this one keeps
+	 * accepting.
+	 */
+	pthread_mutex_lock(&unix_lock);
+	next = &workers[(u->w->id + 1) % n_workers].unix_slots[u->i];
+	if (u->lev != NULL && next->lev != NULL && next != u) {
+		evconnlistener_disable(u->lev);
+		evconnlistener_enable(next->lev);
+	}
+	pthread_mutex_unlock(&unix_lock);
+}
+
+static struct bufferevent *
+bev_unix(struct event_base *base, void *arg)
+{
+	struct unix_slot *u = arg;
+
+	unix_pass_on(u);
+	return u->tls ? bev_tls(base, u->w) : bev_plain(base, u->w);
+}
 
 static int
 unix_socket(const struct xc_listen *l, char *errbuf, size_t errlen)
@@ -508,10 +576,13 @@ unix_socket(const struct xc_listen *l, char *errbuf, size_t errlen)
 	return fd;
 }
 
+static struct evhttp *http_new(struct worker *w, const struct xc_config *c, int tls);
+
 static int
-bind_unix(struct worker *w, struct evhttp *http, const struct xc_listen *l, size_t i,
+bind_unix(struct worker *w, const struct xc_config *c, const struct xc_listen *l, size_t i,
     char *errbuf, size_t errlen)
 {
+	struct unix_slot *u = &w->unix_slots[i];
 	struct evconnlistener *lev;
 
 	if (unix_fds[i] < 0) {
@@ -520,17 +591,32 @@ bind_unix(struct worker *w, struct evhttp *http, const struct xc_listen *l, size
 		if ((unix_paths[i] = strdup(l->unix_path)) == NULL)
 			return -1;
 	}
-	/* Backlog 0: the socket is listening already; the process closes it. */
-	lev = evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_EXEC, 0, unix_fds[i]);
+	u->w = w;
+	u->i = i;
+	u->tls = l->tls;
+	if ((u->http = http_new(w, c, l->tls)) == NULL) {
+		snprintf(errbuf, errlen, "cannot set up worker %d", w->id);
+		return -1;
+	}
+	evhttp_set_bevcb(u->http, bev_unix, u);
+	/*
+	 * Backlog 0: the socket is listening already; the process closes it.
+	 * The first worker starts with the turn; the listeners are enabled and
+	 * disabled from other workers' threads, hence THREADSAFE.
+	 */
+	lev = evconnlistener_new(w->base, NULL, NULL,
+	    LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_THREADSAFE | (w->id > 0 ? LEV_OPT_DISABLED : 0), 0,
+	    unix_fds[i]);
 	if (lev == NULL) {
 		snprintf(errbuf, errlen, "cannot watch unix socket %s", l->unix_path);
 		return -1;
 	}
-	if (evhttp_bind_listener(http, lev) == NULL) {
+	if (evhttp_bind_listener(u->http, lev) == NULL) {
 		evconnlistener_free(lev);
 		snprintf(errbuf, errlen, "cannot attach listener");
 		return -1;
 	}
+	u->lev = lev;
 	return 0;
 }
 
@@ -539,7 +625,7 @@ unix_close_all(void)
 {
 	size_t i;
 
-	for (i = 0; i < 16; i++) {
+	for (i = 0; i < MAX_LISTENS; i++) {
 		if (unix_fds[i] >= 0)
 			close(unix_fds[i]);
 		unix_fds[i] = -1;
@@ -629,7 +715,7 @@ xc_server_start(struct xc_runtime *rt, struct xc_store *store, int threads, char
     size_t errlen)
 {
 	const struct xc_config *c = rt->cfg;
-	int ports[16];
+	int ports[MAX_LISTENS];
 	size_t i;
 	int t;
 
@@ -648,7 +734,7 @@ xc_server_start(struct xc_runtime *rt, struct xc_store *store, int threads, char
 		snprintf(errbuf, errlen, "out of memory");
 		return -1;
 	}
-	for (i = 0; i < c->n_listens && i < 16; i++)
+	for (i = 0; i < c->n_listens && i < MAX_LISTENS; i++)
 		ports[i] = c->listens[i].port;
 	for (t = 0; t < threads; t++) {
 		struct worker *w = &workers[t];
@@ -662,20 +748,20 @@ xc_server_start(struct xc_runtime *rt, struct xc_store *store, int threads, char
 			goto fail;
 		if ((w->batch = xc_batch_new(w->base, store)) == NULL)
 			goto fail;
-		for (i = 0; i < c->n_listens && i < 16; i++) {
+		for (i = 0; i < c->n_listens && i < MAX_LISTENS; i++) {
 			const struct xc_listen *l = &c->listens[i];
 			struct evhttp **hp = l->tls ? &w->http_tls : &w->http_plain;
 
-			if (*hp == NULL && (*hp = http_new(w, c, l->tls)) == NULL)
-				goto fail;
 			if (l->unix_path != NULL) {
-				if (bind_unix(w, *hp, l, i, errbuf, errlen) != 0)
+				if (bind_unix(w, c, l, i, errbuf, errlen) != 0)
 					goto fail_msg;
 				if (t == 0)
 					xc_log(AGENTID_LOG_INFO, "listening on unix socket %s (%s)",
 					    l->unix_path, l->tls ? "TLS" : "plain HTTP");
 				continue;
 			}
+			if (*hp == NULL && (*hp = http_new(w, c, l->tls)) == NULL)
+				goto fail;
 			if (bind_one(w, *hp, l, &ports[i], errbuf, errlen) != 0)
 				goto fail_msg;
 			if (t == 0)
@@ -707,6 +793,7 @@ xc_server_stop(void)
 		pthread_join(workers[t].th, NULL);
 	for (t = 0; t < n_workers; t++) {
 		struct worker *w = &workers[t];
+		size_t i;
 
 		/* Before the evhttp instances: queued rows still answer their requests. */
 		xc_batch_free(w->batch);
@@ -714,6 +801,9 @@ xc_server_stop(void)
 			evhttp_free(w->http_tls);
 		if (w->http_plain != NULL)
 			evhttp_free(w->http_plain);
+		for (i = 0; i < MAX_LISTENS; i++)
+			if (w->unix_slots[i].http != NULL)
+				evhttp_free(w->unix_slots[i].http);
 		event_free(w->stop_ev);
 		event_base_free(w->base);
 		xc_runtime_unref(w->rt);

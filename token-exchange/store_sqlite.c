@@ -25,6 +25,7 @@
 
 enum {
 	ST_INSERT,
+	ST_PARENT_REVOKED,
 	ST_GET,
 	ST_BITS,
 	ST_RESERVE,
@@ -57,15 +58,17 @@ struct sq {
 static const char *const stmt_sql[ST__COUNT] = {
 	/*
 	 * A child row is only written while its parent is not revoked: the
-	 * check and the insert are one statement under SQLite's write lock, so
-	 * a revocation committed after the exchange looked at the parent, but
-	 * before this row, cannot miss the child.
+	 * check (ST_PARENT_REVOKED) and the insert run in one write
+	 * transaction (BEGIN IMMEDIATE), so a revocation committed after the
+	 * exchange looked at the parent, but before this row, cannot miss the
+	 * child.  Two statements rather than one INSERT ... SELECT ... WHERE
+	 * NOT EXISTS: reading the table it inserts into makes SQLite
+	 * materialise the SELECT in a temporary b-tree for every row.
 	 */
 	[ST_INSERT] = "INSERT INTO tokens (jti, parent_jti, root_jti, subject, actor, client_id, "
 		      "task, scope, aud, act, cnf, iat, exp, status_idx, subject_iss, revoked) "
-		      "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0 "
-		      "WHERE ?2 IS NULL OR NOT EXISTS "
-		      "(SELECT 1 FROM tokens WHERE jti = ?2 AND revoked = 1)",
+		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0)",
+	[ST_PARENT_REVOKED] = "SELECT 1 FROM tokens WHERE jti = ?1 AND revoked = 1",
 	[ST_GET] = "SELECT parent_jti, root_jti, subject, actor, client_id, task, scope, aud, act, "
 		   "cnf, iat, exp, status_idx, revoked, subject_iss FROM tokens WHERE jti = ?1",
 	[ST_BITS] = "SELECT status_idx FROM tokens WHERE revoked = 1 AND status_idx >= ?1 AND "
@@ -268,13 +271,62 @@ bind_text(sqlite3_stmt *st, int i, const char *s)
 	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 }
 
+/* Runs a prepared statement without parameters or rows (BEGIN, COMMIT). */
 static int
-sq_ledger_insert(void *db, const struct xc_ledger_entry *e)
+sq_step_done(struct sq *q, int which)
 {
-	struct sq *q = db;
+	sqlite3_stmt *st = q->st[which];
+	int rc;
+
+	sqlite3_reset(st);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		xc_log(AGENTID_LOG_ERROR, "sqlite: %s: %s", stmt_sql[which], sqlite3_errmsg(q->db));
+		return AGENTID_EIO;
+	}
+	return 0;
+}
+
+/* 1 when jti is a revoked token, 0 when it is not (or unknown), or an error. */
+static int
+sq_parent_revoked(struct sq *q, const char *jti)
+{
+	sqlite3_stmt *st = q->st[ST_PARENT_REVOKED];
+	int rc;
+
+	sqlite3_reset(st);
+	bind_text(st, 1, jti);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	xc_log(AGENTID_LOG_ERROR, "sqlite: ledger parent: %s", sqlite3_errmsg(q->db));
+	return AGENTID_EIO;
+}
+
+/*
+ * One row, inside the caller's write transaction: AGENTID_EREJECTED when
+ * its parent is revoked.  *checked remembers the last parent found not
+ * revoked; it stays valid for the whole transaction, because nothing else
+ * can write while it holds the write lock and the rows it inserts are not
+ * revoked, so a batch of children of one parent looks the parent up once.
+ */
+static int
+sq_insert_row(struct sq *q, const struct xc_ledger_entry *e, const char **checked)
+{
 	sqlite3_stmt *st = q->st[ST_INSERT];
 	int rc;
 
+	if (e->parent_jti != NULL &&
+	    (*checked == NULL || strcmp(*checked, e->parent_jti) != 0)) {
+		if ((rc = sq_parent_revoked(q, e->parent_jti)) != 0)
+			return rc > 0 ? AGENTID_EREJECTED : rc;
+		*checked = e->parent_jti;
+	}
 	sqlite3_reset(st);
 	bind_text(st, 1, e->jti);
 	bind_text(st, 2, e->parent_jti);
@@ -298,25 +350,23 @@ sq_ledger_insert(void *db, const struct xc_ledger_entry *e)
 		xc_log(AGENTID_LOG_ERROR, "sqlite: ledger insert: %s", sqlite3_errmsg(q->db));
 		return AGENTID_EIO;
 	}
-	/* No row: the parent was revoked meanwhile. */
-	return sqlite3_changes(q->db) == 1 ? 0 : AGENTID_EREJECTED;
+	return 0;
 }
 
-/* Runs a prepared statement without parameters or rows (BEGIN, COMMIT). */
 static int
-sq_step_done(struct sq *q, int which)
+sq_ledger_insert(void *db, const struct xc_ledger_entry *e)
 {
-	sqlite3_stmt *st = q->st[which];
-	int rc;
+	struct sq *q = db;
+	const char *checked = NULL;
+	int r;
 
-	sqlite3_reset(st);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		xc_log(AGENTID_LOG_ERROR, "sqlite: %s: %s", stmt_sql[which], sqlite3_errmsg(q->db));
-		return AGENTID_EIO;
-	}
-	return 0;
+	if ((r = sq_step_done(q, ST_BEGIN)) != 0)
+		return r;
+	r = sq_insert_row(q, e, &checked);
+	if ((r == 0 || r == AGENTID_EREJECTED) && sq_step_done(q, ST_COMMIT) == 0)
+		return r;
+	sq_exec(q, "ROLLBACK");
+	return r != 0 ? r : AGENTID_EIO;
 }
 
 /*
@@ -330,6 +380,7 @@ static int
 sq_ledger_insert_many(void *db, const struct xc_ledger_entry *e, size_t n, int *res)
 {
 	struct sq *q = db;
+	const char *checked = NULL;
 	size_t i;
 	int r, failed = 0;
 
@@ -339,8 +390,9 @@ sq_ledger_insert_many(void *db, const struct xc_ledger_entry *e, size_t n, int *
 	}
 	if ((r = sq_step_done(q, ST_BEGIN)) != 0)
 		return r;
-	for (i = 0; i < n; i++)
-		if ((res[i] = sq_ledger_insert(db, &e[i])) != 0 && res[i] != AGENTID_EREJECTED)
+	for (i = 0; i < n && !failed; i++)
+		if ((res[i] = sq_insert_row(q, &e[i], &checked)) != 0 &&
+		    res[i] != AGENTID_EREJECTED)
 			failed = 1;
 	if (!failed && sq_step_done(q, ST_COMMIT) == 0)
 		return 0;

@@ -403,14 +403,41 @@ out:
 
 /* ---------------------------------------------------------------- helpers */
 
+/*
+ * jti: 48 bits of milliseconds since the epoch, big-endian, then 80 random
+ * bits, base64url (22 characters).  Unique without coordination (80 random
+ * bits per millisecond), and tokens issued close together get neighbouring
+ * keys in the ledger's primary-key index, so a batch of rows dirties a
+ * page or two of it instead of one page per row -- every dirtied page is
+ * written to the WAL at each commit and again by each checkpoint.  The
+ * random bytes come from a per-thread buffer filled by RAND_bytes 32 jtis
+ * at a time: a jti is an identifier, not a secret.
+ */
+#define JTI_RAND 10
+#define JTI_POOL (JTI_RAND * 32)
+
+static _Thread_local unsigned char jti_pool[JTI_POOL];
+static _Thread_local size_t jti_pool_left;
+
 static int
 random_jti(char out[32])
 {
-	unsigned char b[16];
-	size_t n;
+	unsigned char b[6 + JTI_RAND];
+	struct timespec ts;
+	uint64_t ms;
+	size_t i, n;
 
-	if (RAND_bytes(b, sizeof(b)) != 1)
-		return -1;
+	if (jti_pool_left < JTI_RAND) {
+		if (RAND_bytes(jti_pool, sizeof(jti_pool)) != 1)
+			return -1;
+		jti_pool_left = sizeof(jti_pool);
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	for (i = 0; i < 6; i++)
+		b[i] = (unsigned char)(ms >> (8 * (5 - i)));
+	memcpy(b + 6, jti_pool + sizeof(jti_pool) - jti_pool_left, JTI_RAND);
+	jti_pool_left -= JTI_RAND;
 	return agentid_b64url_encode(b, sizeof(b), out, 32, &n);
 }
 
@@ -447,6 +474,83 @@ act_from_chain(const char *const *hops, size_t n)
 		act = o;
 	}
 	return act;
+}
+
+/*
+ * The ledger keeps the act claim and the audiences as JSON text.  Both are
+ * lists of identifiers that need no escaping (SPIFFE IDs, configured
+ * audiences), so they are written directly, byte for byte what
+ * json_dumps(JSON_COMPACT) would write; a string that would need escaping
+ * leaves it to json_dumps.
+ */
+static int
+json_plain(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+			return 0;
+	return 1;
+}
+
+static char *
+act_text(const char *const *hops, size_t n, const json_t *act)
+{
+	size_t i, k, len = 1;
+	char *b, *p;
+
+	for (i = 0; i < n; i++) {
+		if (!json_plain(hops[i]))
+			return json_dumps(act, JSON_COMPACT);
+		len += strlen(hops[i]) + 17;
+	}
+	if ((p = b = malloc(len)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (i > 0) {
+			memcpy(p, ",\"act\":", 7);
+			p += 7;
+		}
+		memcpy(p, "{\"sub\":\"", 8);
+		p += 8;
+		k = strlen(hops[i]);
+		memcpy(p, hops[i], k);
+		p += k;
+		*p++ = '"';
+	}
+	for (i = 0; i < n; i++)
+		*p++ = '}';
+	*p = '\0';
+	return b;
+}
+
+static char *
+aud_text(const json_t *aud)
+{
+	size_t i, k, len = 3;
+	const char *v;
+	char *b, *p;
+
+	for (i = 0; i < json_array_size(aud); i++) {
+		if ((v = json_string_value(json_array_get(aud, i))) == NULL || !json_plain(v))
+			return json_dumps(aud, JSON_COMPACT);
+		len += strlen(v) + 3;
+	}
+	if ((p = b = malloc(len)) == NULL)
+		return NULL;
+	*p++ = '[';
+	for (i = 0; i < json_array_size(aud); i++) {
+		v = json_string_value(json_array_get(aud, i));
+		if (i > 0)
+			*p++ = ',';
+		*p++ = '"';
+		k = strlen(v);
+		memcpy(p, v, k);
+		p += k;
+		*p++ = '"';
+	}
+	*p++ = ']';
+	*p = '\0';
+	return b;
 }
 
 static int
@@ -849,15 +953,161 @@ response_body(const char *token, const char *issued_type, const char *token_type
 	return b;
 }
 
+/* A growing string; err is set by the first failure and makes the rest no-ops. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int err;
+};
+
+static void
+sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (b->err)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		for (cap = b->cap != 0 ? b->cap : 1024; cap < b->len + n + 1; cap *= 2)
+			;
+		if ((p = realloc(b->p, cap)) == NULL) {
+			b->err = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_lit(struct sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+/*
+ * A JSON string as json_dumps writes it.  Strings that need escaping (or
+ * are not valid UTF-8, which json_string refuses) go through jansson, so
+ * the bytes and the failures stay exactly its own.
+ */
+static void
+sb_str(struct sbuf *b, const char *v)
+{
+	json_t *j;
+	char *t;
+
+	if (v != NULL && json_plain(v)) {
+		sb_add(b, "\"", 1);
+		sb_lit(b, v);
+		sb_add(b, "\"", 1);
+		return;
+	}
+	j = v != NULL ? json_string(v) : NULL;
+	if ((t = j != NULL ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL) == NULL)
+		b->err = 1;
+	else
+		sb_lit(b, t);
+	free(t);
+	json_decref(j);
+}
+
+static void
+sb_int(struct sbuf *b, int64_t v)
+{
+	char t[32];
+	int n = snprintf(t, sizeof(t), "%lld", (long long)v);
+
+	if (n < 0 || (size_t)n >= sizeof(t))
+		b->err = 1;
+	else
+		sb_add(b, t, (size_t)n);
+}
+
+/*
+ * The new token's claims as compact JSON text, byte for byte what
+ * json_dumps(JSON_COMPACT) writes for them, in this order: iss, sub, aud,
+ * client_id, iat, nbf, exp, jti, act, status, then scope, task,
+ * task_description, parent_jti and cnf when present.  Written directly
+ * instead of built as JSON values and serialised by the signer: act, aud
+ * and cnf are the ledger's texts already.  NULL on failure.
+ */
+static char *
+claims_text(const struct xc_runtime *rt, const struct subject *s, const struct grant *g,
+    const struct xc_client *client, const char *jti, int64_t now, int64_t idx, const char *uri,
+    const char *aud_s, const char *act_s, const char *cnf_s, size_t *len)
+{
+	struct sbuf b;
+
+	memset(&b, 0, sizeof(b));
+	sb_lit(&b, "{\"iss\":");
+	sb_str(&b, rt->cfg->issuer);
+	sb_lit(&b, ",\"sub\":");
+	sb_str(&b, s->principal);
+	sb_lit(&b, ",\"aud\":");
+	if (json_array_size(g->aud) == 1)
+		sb_str(&b, json_string_value(json_array_get(g->aud, 0)));
+	else
+		sb_lit(&b, aud_s);
+	sb_lit(&b, ",\"client_id\":");
+	sb_str(&b, client->id);
+	sb_lit(&b, ",\"iat\":");
+	sb_int(&b, now);
+	sb_lit(&b, ",\"nbf\":");
+	sb_int(&b, now);
+	sb_lit(&b, ",\"exp\":");
+	sb_int(&b, g->exp);
+	sb_lit(&b, ",\"jti\":");
+	sb_str(&b, jti);
+	sb_lit(&b, ",\"act\":");
+	sb_lit(&b, act_s);
+	sb_lit(&b, ",\"status\":{\"status_list\":{\"idx\":");
+	sb_int(&b, idx % rt->cfg->status_list_size);
+	sb_lit(&b, ",\"uri\":");
+	sb_str(&b, uri);
+	sb_lit(&b, "}}");
+	if (g->scope_str[0] != '\0') {
+		sb_lit(&b, ",\"scope\":");
+		sb_str(&b, g->scope_str);
+	}
+	if (g->task != NULL) {
+		sb_lit(&b, ",\"task\":");
+		sb_str(&b, g->task);
+	}
+	if (g->task_description != NULL) {
+		sb_lit(&b, ",\"task_description\":");
+		sb_str(&b, g->task_description);
+	}
+	if (s->parent_jti != NULL) {
+		sb_lit(&b, ",\"parent_jti\":");
+		sb_str(&b, s->parent_jti);
+	}
+	if (cnf_s != NULL) {
+		sb_lit(&b, ",\"cnf\":");
+		sb_lit(&b, cnf_s);
+	}
+	sb_lit(&b, "}");
+	if (b.err) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}
+
 static int
 mint(struct xc_req *r, const struct xc_client *client, const struct subject *s, struct grant *g,
     const char *requested_type, const char *scope_requested)
 {
 	const struct xc_runtime *rt = r->rt;
 	struct xc_ledger_entry led;
-	json_t *claims = NULL, *act = NULL;
+	json_t *act = NULL;
 	char jti[32], *uri = NULL, *token = NULL, *aud_s = NULL, *act_s = NULL, *cnf_s = NULL;
-	char *body = NULL;
+	char *body = NULL, *claims = NULL;
+	size_t claims_len = 0;
 	struct issued *is = NULL;
 	int64_t idx, now = (int64_t)time(NULL);
 	int rc = -1;
@@ -868,30 +1118,15 @@ mint(struct xc_req *r, const struct xc_client *client, const struct subject *s, 
 		goto fail;
 	if ((act = act_from_chain(g->hops, g->n_hops)) == NULL)
 		goto fail;
-	claims = json_pack("{s:s,s:s,s:O,s:s,s:I,s:I,s:I,s:s,s:O,s:{s:{s:I,s:s}}}",
-	    "iss", rt->cfg->issuer, "sub", s->principal,
-	    "aud", json_array_size(g->aud) == 1 ? json_array_get(g->aud, 0) : g->aud,
-	    "client_id", client->id, "iat", (json_int_t)now, "nbf", (json_int_t)now,
-	    "exp", (json_int_t)g->exp, "jti", jti, "act", act,
-	    "status", "status_list", "idx", (json_int_t)(idx % rt->cfg->status_list_size), "uri",
-	    uri);
-	if (claims == NULL)
-		goto fail;
-	if ((g->scope_str[0] != '\0' &&
-		json_object_set_new(claims, "scope", json_string(g->scope_str)) != 0) ||
-	    (g->task != NULL && json_object_set_new(claims, "task", json_string(g->task)) != 0) ||
-	    (g->task_description != NULL &&
-		json_object_set_new(claims, "task_description",
-		    json_string(g->task_description)) != 0) ||
-	    (s->parent_jti != NULL &&
-		json_object_set_new(claims, "parent_jti", json_string(s->parent_jti)) != 0) ||
-	    (g->cnf != NULL && json_object_set(claims, "cnf", g->cnf) != 0))
-		goto fail;
-	if (xc_issuer_sign(rt->issuer, "at+jwt", claims, &token) != 0)
-		goto fail;
-	aud_s = json_dumps(g->aud, JSON_COMPACT);
-	act_s = json_dumps(act, JSON_COMPACT);
+	aud_s = aud_text(g->aud);
+	act_s = act_text(g->hops, g->n_hops, act);
 	cnf_s = g->cnf != NULL ? json_dumps(g->cnf, JSON_COMPACT) : NULL;
+	if (aud_s == NULL || act_s == NULL || (g->cnf != NULL && cnf_s == NULL))
+		goto fail;
+	if ((claims = claims_text(rt, s, g, client, jti, now, idx, uri, aud_s, act_s, cnf_s,
+		 &claims_len)) == NULL ||
+	    xc_issuer_sign_text(rt->issuer, "at+jwt", claims, claims_len, &token) != 0)
+		goto fail;
 	snprintf(led.jti, sizeof(led.jti), "%s", jti);
 	led.parent_jti = (char *)s->parent_jti;
 	led.root_jti = s->root_jti != NULL ? s->root_jti : jti;
@@ -936,7 +1171,7 @@ out:
 		OPENSSL_cleanse(body, strlen(body));
 		free(body);
 	}
-	json_decref(claims);
+	free(claims);
 	json_decref(act);
 	free(uri);
 	if (token != NULL) {
