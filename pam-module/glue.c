@@ -11,15 +11,13 @@
 #include "config.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 
 #include <security/pam_ext.h>
 
-#include <openssl/crypto.h>
-
 #include <agentid/audit.h>
+#include <agentid/common.h>
 #include <agentid/fetch.h>
 #include <agentid/status.h>
 
@@ -94,14 +92,17 @@ is_loopback_http(const char *s)
 	    || strncmp(s, "http://localhost:", 17) == 0 || strncmp(s, "http://localhost/", 17) == 0;
 }
 
-/* Reads the Status List Token from the configured file or URL; *jwt is to free(). */
+/*
+ * Reads the Status List Token from the configured file or URL.  Both ways
+ * end in a buffer of libagentid's allocator, so *jwt is released with
+ * agentid_free() whichever way it was read.
+ */
 static int
 status_read(
     pam_handle_t *pamh, const struct pa_opts *o, char **jwt, size_t *len, struct agentid_error *err)
 {
 	struct agentid_fetch_opts fo;
 	struct agentid_fetch_result res;
-	FILE *f = NULL;
 	char *buf = NULL;
 	size_t n = 0;
 	int r;
@@ -116,38 +117,30 @@ status_read(
 		fo.accept = "application/statuslist+jwt";
 		fo.allow_http = is_loopback_http(o->status);
 		memset(&res, 0, sizeof(res));
-		r = agentid_fetch(o->status, &fo, &res, err);
-		if (r == 0 && res.body != NULL && (*jwt = strdup(res.body)) != NULL)
-			*len = res.len;
-		else if (r == 0)
+		if ((r = agentid_fetch(o->status, &fo, &res, err)) == 0 && res.body == NULL)
 			r = AGENTID_EIO;
+		if (r == 0) {
+			/* The fetched body changes hands instead of being copied. */
+			buf = res.body;
+			n = res.len;
+			res.body = NULL;
+		}
 		agentid_fetch_result_free(&res);
-		return r;
+		if (r != 0)
+			return r;
+	} else {
+		if (pa_check_file(pamh, "status list", o->status) != 0)
+			return AGENTID_EIO;
+		if ((r = agentid_read_file(o->status, PA_STATUS_MAX_BYTES, &buf, &n)) != 0)
+			return r;
+		/* Tools and editors end the file with a newline; the token has none. */
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+			n--;
+		buf[n] = '\0';
 	}
-	if (pa_check_file(pamh, "status list", o->status) != 0)
-		return AGENTID_EIO;
-	if ((f = fopen(o->status, "re")) == NULL
-	    || (buf = malloc(PA_STATUS_MAX_BYTES + 1)) == NULL) {
-		r = AGENTID_EIO;
-		goto out;
-	}
-	n = fread(buf, 1, PA_STATUS_MAX_BYTES + 1, f);
-	if (ferror(f) || n > PA_STATUS_MAX_BYTES) {
-		r = AGENTID_ERANGE;
-		goto out;
-	}
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-		n--;
-	buf[n] = '\0';
 	*jwt = buf;
 	*len = n;
-	buf = NULL;
-	r = 0;
-out:
-	free(buf);
-	if (f != NULL)
-		fclose(f);
-	return r;
+	return 0;
 }
 
 /*
@@ -210,10 +203,8 @@ status_lookup(pam_handle_t *pamh, const struct pa_opts *o, const char *uri, int6
 	else
 		r = agentid_error_set(err, AGENTID_R_REVOKED, "token is revoked");
 out:
-	if (jwt != NULL) {
-		OPENSSL_cleanse(jwt, len);
-		free(jwt);
-	}
+	/* A status list is public: nothing to wipe. */
+	agentid_free(jwt);
 	agentid_status_list_token_free(st);
 	agentid_keyset_free(ks);
 	return r;

@@ -175,6 +175,9 @@ done
 if command -v systemd-analyze >/dev/null 2>&1; then
 	check "systemd-analyze verify accepts the unit" \
 		sh -c "systemd-analyze verify $unit 2>&1 | { ! grep -i 'agentid-exchange.service:'; }"
+	# The threshold is tests/packaging/unit_hardening.sh's (make check), for the installed file.
+	check "systemd-analyze security: installed unit's exposure at most 1.2" \
+		systemd-analyze security --offline=true --threshold=12 $unit
 fi
 check "agentid-exchange --check-config on the default configuration (as _agentid)" \
 	runuser -u _agentid -- /usr/sbin/agentid-exchange --check-config $conf
