@@ -398,9 +398,16 @@ EOF
 		on_exit "kill -QUIT \$(cat $NG/nginx.pid) 2>/dev/null"
 		wait_for test -s "$NG/nginx.pid"
 		WT=$(cat "$W/orchestrator/worker-task.jwt")
-		# A status list first named by a token is read within a second; until
-		# then the module fails closed (401 status_unavailable).
-		ok200() { [ "$(ngx_get "$WT" /tickets/42)" = 200 ]; }
+		# A status list first named by a token is read within a second, by
+		# one worker, and then parsed by each of the others from shared
+		# memory; a worker without it fails closed (401 status_unavailable).
+		# So wait until both workers have said they hold it, requesting
+		# meanwhile so that the token names the list.
+		list_workers() {
+			sed -n 's/.*\[info\] \([0-9]*\)#.*agentid: status list ".*" updated.*/\1/p' \
+			    "$NG/logs/error.log" | sort -u | wc -l
+		}
+		ok200() { [ "$(ngx_get "$WT" /tickets/42)" = 200 ] && [ "$(list_workers)" -ge 2 ]; }
 		wait_for ok200
 		assert_eq "$(ngx_get "$WT" /tickets/42)" 200 "nginx: the deploy worker reads a ticket"
 		assert_eq "$(jq -r '.path + " " + .headers["x-agent"] + " " + .headers["x-agent-task"]' \
