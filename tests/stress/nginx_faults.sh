@@ -11,6 +11,11 @@
 #   - no worker crashes.
 # Afterwards the server is fixed and serves a new key, which the module picks
 # up without a reload.
+# A second part runs four workers sharing a Token Status List fetched over
+# http from loopback: the list server is killed, comes back, answers 500,
+# garbage, a list of an unknown key or of another URI; the last good list
+# must serve every worker until agentid_status_list_max_age, then fail
+# closed (or open where configured), and come back with the server.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 NGINX=${NGINX:-/usr/sbin/nginx}
@@ -243,4 +248,248 @@ until [ "$(code /auth/ "$TOK_NEW")" = 200 ] || [ $i -ge 100 ]; do
 done
 c=$(code /auth/ "$TOK_NEW")
 assert_eq "$c" 200 "after the faults the module picks up a new key without reload ($((i / 4)) s)"
+
+# ---------------------------------------------------------------- status lists, shared by workers
+# A second nginx with SWORKERS workers behind a reuseport listener (the
+# kernel spreads new connections over all of them; every response names its
+# worker in X-Pid) checks tokens against a Token Status List served over
+# http on loopback by fault_server.py, refreshed every second.  Entry 3 is
+# revoked, entry 5 valid.  The list server is killed, brought back on the
+# same port, and made to answer 500, garbage, a list signed by an unknown
+# key and a list of another URI; the last good list must stay in use in every
+# worker until it is older than agentid_status_list_max_age.
+kill "$MASTER" 2>/dev/null
+i=0
+while kill -0 "$MASTER" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+ks_stop
+
+SWORKERS=4
+MAX_AGE=${STATUS_MAX_AGE:-8}
+SL=$TMP/sl
+NGX2=$TMP/ngx2
+SPORT=$(free_port)
+SLPORT=$(free_port)
+mkdir -p "$SL" "$NGX2/logs" "$NGX2/tmp" "$TMP/www/closed" "$TMP/www/failopen"
+for d in closed failopen; do echo "hello $d" >"$TMP/www/$d/index.html"; done
+"$AGENTID" bundle --trust-domain issuer.test --use jwt-svid "$TMP/good.key" >"$TMP/issuer.json" ||
+	{ fail "issuer bundle"; finish; }
+SL_URI=http://127.0.0.1:$SLPORT/list.jwt
+mklist() { # mklist OUT URI KEY [--revoke IDX]...
+	ml_out=$1
+	ml_uri=$2
+	ml_key=$3
+	shift 3
+	"$AGENTID" status-list make --key "$ml_key" --uri "$ml_uri" --size 64 --ttl 1 "$@" \
+	    --out "$ml_out" >/dev/null
+}
+mklist "$SL/good.jwt" "$SL_URI" "$TMP/good.key" --revoke 3 || { fail "status-list make"; finish; }
+# Both bad lists say "nothing revoked": taking either would let entry 3 through.
+mklist "$SL/foreign.jwt" "$SL_URI" "$TMP/stray.key" || { fail "status-list make"; finish; }
+mklist "$SL/othersub.jwt" "http://127.0.0.1:$SLPORT/other.jwt" "$TMP/good.key" ||
+	{ fail "status-list make"; finish; }
+cp "$SL/good.jwt" "$SL/list.jwt"
+echo good >"$SL/MODE"
+status_tok() { # status_tok IDX
+	"$AGENTID" dev sign --key "$TMP/good.key" --typ at+jwt --ttl 3600 --claims-json \
+	    "{\"iss\":\"$ISS\",\"aud\":\"$AUD\",\"client_id\":\"orch\",\"sub\":\"$ORCH\",\"scope\":\"read\",\"status\":{\"status_list\":{\"idx\":$1,\"uri\":\"$SL_URI\"}}}"
+}
+TOK_REV=$(status_tok 3)
+TOK_VAL=$(status_tok 5)
+[ -n "$TOK_REV" ] && [ -n "$TOK_VAL" ] || { fail "could not mint status tokens"; finish; }
+
+SL_PID=
+sl_start() {
+	python3 "$top_srcdir/tests/stress/fault_server.py" "$SLPORT" "$SL" >>"$TMP/sl.log" 2>&1 &
+	SL_PID=$!
+	i=0
+	until curl -s -o /dev/null "http://127.0.0.1:$SLPORT/list.jwt" || [ $i -gt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+sl_stop() {
+	[ -n "$SL_PID" ] && kill "$SL_PID" 2>/dev/null && wait "$SL_PID" 2>/dev/null
+	SL_PID=
+}
+on_exit 'sl_stop'
+sl_start
+
+cat >"$NGX2/nginx.conf" <<EOF
+load_module $MODULE;
+$USER_LINE
+worker_processes $SWORKERS;
+error_log $NGX2/logs/error.log info;
+pid $NGX2/nginx.pid;
+events { worker_connections 256; }
+http {
+    client_body_temp_path $NGX2/tmp/body;
+    proxy_temp_path $NGX2/tmp/proxy;
+    fastcgi_temp_path $NGX2/tmp/fastcgi;
+    uwsgi_temp_path $NGX2/tmp/uwsgi;
+    scgi_temp_path $NGX2/tmp/scgi;
+    access_log off;
+    server {
+        listen 127.0.0.1:$SPORT reuseport;
+        root $TMP/www;
+        agentid_profile access;
+        agentid_audience $AUD;
+        agentid_issuer $ISS;
+        agentid_bundle $TMP/issuer.json;
+        agentid_status_list on;
+        agentid_status_list_refresh 1s;
+        agentid_status_list_max_age ${MAX_AGE}s;
+        add_header X-Pid \$pid always;
+        location /closed/ { agentid on; }
+        location /failopen/ { agentid on; agentid_status_fail open; }
+    }
+}
+EOF
+if ! env $NGX_ENV "$NGINX" -p "$NGX2" -c "$NGX2/nginx.conf" -e "$NGX2/logs/error.log" \
+    >"$TMP/nginx2.start" 2>&1; then
+	fail "nginx (status lists) start: $(cat "$TMP/nginx2.start")"
+	finish
+fi
+on_exit '[ -s "$NGX2/nginx.pid" ] && kill "$(cat "$NGX2/nginx.pid")" 2>/dev/null; sleep 0.3'
+i=0
+while [ ! -s "$NGX2/nginx.pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+MASTER=$(cat "$NGX2/nginx.pid")
+
+# sreq PATH TOKEN: prints "CODE PID REASON", REASON the error_description of
+# WWW-Authenticate or "-".
+sreq() {
+	curl -s -o /dev/null -D - --max-time 10 -H "Authorization: Bearer $2" \
+	    "http://127.0.0.1:$SPORT$1" | tr -d '\r' | awk '
+		NR == 1 { code = $2 }
+		tolower($1) == "x-pid:" { pid = $2 }
+		tolower($1) == "www-authenticate:" && match($0, /error_description="[^"]*"/) {
+			reason = substr($0, RSTART + 19, RLENGTH - 20)
+		}
+		END { printf "%s %s %s\n", code ? code : "000", pid ? pid : "-",
+		    reason ? reason : "-" }'
+}
+nworkers() { # nworkers FILE: how many workers answered the requests in FILE
+	awk '$2 != "-" { print $2 }' "$1" | sort -u | wc -l | tr -d ' '
+}
+# every_worker "CODE REASON" PATH TOKEN DESC: requests until every worker has
+# answered (at most 200); every answer must be CODE with REASON.
+every_worker() {
+	: >"$TMP/ew"
+	n=0
+	while [ "$(nworkers "$TMP/ew")" -lt "$SWORKERS" ] && [ $n -lt 200 ]; do
+		sreq "$2" "$3" >>"$TMP/ew"
+		n=$((n + 1))
+	done
+	seen=$(nworkers "$TMP/ew")
+	bad=$(awk -v w="$1" '$1 " " $3 != w' "$TMP/ew" | wc -l | tr -d ' ')
+	if [ "$bad" = 0 ] && [ "$seen" = "$SWORKERS" ]; then
+		pass "$4: $1 from all $SWORKERS workers ($n requests)"
+		return 0
+	fi
+	fail "$4: $bad of $n answers were not '$1'; $seen of $SWORKERS workers answered"
+	awk '{ print $1, $3 }' "$TMP/ew" | sort | uniq -c | sed 's/^/    /'
+	return 1
+}
+# until_status "CODE REASON" PATH TOKEN SECONDS: polls until an answer is
+# CODE REASON, then lets the other workers catch up (they look at the zone
+# four times a second and judge staleness on their own clock).  Sets WAITED.
+until_status() {
+	u_end=$(($(date +%s) + $4))
+	u_start=$(date +%s)
+	while [ "$(date +%s)" -lt "$u_end" ]; do
+		[ "$(sreq "$2" "$3" | awk '{ print $1, $3 }')" = "$1" ] && break
+		sleep 0.2
+	done
+	WAITED=$(($(date +%s) - u_start))
+	sleep 1.5
+}
+refresh_warnings() {
+	grep -c -F "status list refresh:" "$NGX2/logs/error.log" || :
+}
+
+# Every worker registers the list when it first sees a token naming it.
+i=0
+while [ "$(grep -F "status list \"$SL_URI\" will be fetched" "$NGX2/logs/error.log" |
+    sed -E 's/^.*\] ([0-9]+)#.*$/\1/' | sort -u | wc -l | tr -d ' ')" -lt "$SWORKERS" ] &&
+    [ $i -lt 300 ]; do
+	sreq /closed/ "$TOK_VAL" >/dev/null
+	i=$((i + 1))
+done
+until_status "200 -" /closed/ "$TOK_VAL" 10
+every_worker "200 -" /closed/ "$TOK_VAL" "list server up: valid entry allowed"
+every_worker "401 revoked" /closed/ "$TOK_REV" "list server up: revoked entry refused"
+# (taken now: a slow start, as under sanitizers, may fork the last worker late)
+SWORKERS0=$(workers)
+echo "# status lists: nginx master $MASTER, workers $SWORKERS0"
+
+# -- the list server dies: within max_age the last good list keeps working
+sl_stop
+t0=$(date +%s)
+w0=$(refresh_warnings)
+every_worker "200 -" /closed/ "$TOK_VAL" "list server killed, within max_age: valid entry allowed"
+every_worker "401 revoked" /closed/ "$TOK_REV" "list server killed, within max_age: revoked entry refused"
+every_worker "200 -" /failopen/ "$TOK_VAL" "list server killed, within max_age: valid entry allowed (fail open)"
+every_worker "401 revoked" /failopen/ "$TOK_REV" "list server killed, within max_age: revoked entry refused (fail open)"
+el=$(($(date +%s) - t0))
+[ "$el" -lt "$MAX_AGE" ] || echo "# warning: the checks took ${el}s, agentid_status_list_max_age is ${MAX_AGE}s"
+
+# -- past max_age: closed refuses, open lets through
+until_status "401 status_unavailable" /closed/ "$TOK_VAL" $((MAX_AGE + 10))
+echo "# the list went stale ${WAITED}s after the last check (max_age ${MAX_AGE}s)"
+every_worker "401 status_unavailable" /closed/ "$TOK_VAL" "list stale (fail closed): valid entry refused"
+every_worker "401 status_unavailable" /closed/ "$TOK_REV" "list stale (fail closed): revoked entry refused"
+every_worker "200 -" /failopen/ "$TOK_VAL" "list stale, agentid_status_fail open: valid entry allowed"
+w1=$(refresh_warnings)
+[ "$w1" -gt "$w0" ] && pass "failed refreshes are logged ($((w1 - w0)) while the server was down)" ||
+	fail "no failed refresh logged while the list server was down"
+
+# -- the list server comes back on the same port (the same bytes: a confirmation)
+sl_start
+until_status "200 -" /closed/ "$TOK_VAL" 15
+echo "# recovered ${WAITED}s after the list server came back"
+every_worker "200 -" /closed/ "$TOK_VAL" "list server back: valid entry allowed"
+every_worker "401 revoked" /closed/ "$TOK_REV" "list server back: revoked entry refused"
+
+# -- bad answers must not replace the last good list (stale-if-error)
+for mode in error garbage foreign othersub; do
+	case $mode in
+	error | garbage) echo "$mode" >"$SL/MODE" ;;
+	*) cp "$SL/$mode.jwt" "$SL/list.jwt" ;;
+	esac
+	w0=$(refresh_warnings)
+	: >"$SL/requests.log"
+	sleep 2.5
+	every_worker "401 revoked" /closed/ "$TOK_REV" "$mode: revoked entry still refused"
+	every_worker "200 -" /closed/ "$TOK_VAL" "$mode: valid entry still allowed"
+	fetches=$(wc -l <"$SL/requests.log" | tr -d ' ')
+	w1=$(refresh_warnings)
+	if [ "$fetches" -gt 0 ] && [ "$w1" -gt "$w0" ]; then
+		pass "$mode: $fetches fetches refused ($((w1 - w0)) logged)"
+	else
+		fail "$mode: $fetches fetches, $((w1 - w0)) refusals logged (the fault was not exercised)"
+	fi
+	grep -F "status list refresh:" "$NGX2/logs/error.log" | tail -n 1 |
+	    sed 's/^[0-9/: ]*\[[a-z]*\] [0-9#]*: \*\{0,1\}[0-9]* \{0,1\}/# /'
+	cp "$SL/good.jwt" "$SL/list.jwt"
+	echo good >"$SL/MODE"
+	# the next fault starts after a good fetch confirmed the list again
+	: >"$SL/requests.log"
+	i=0
+	while [ ! -s "$SL/requests.log" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	sleep 0.5
+done
+every_worker "401 revoked" /closed/ "$TOK_REV" "after the bad answers: revoked entry refused"
+every_worker "200 -" /closed/ "$TOK_VAL" "after the bad answers: valid entry allowed"
+
+if [ "$(workers)" = "$SWORKERS0" ]; then
+	pass "status lists: no worker died"
+else
+	fail "status lists: workers changed: $SWORKERS0 -> $(workers)"
+fi
+BADLOG='\[(crit|alert|emerg)\]|exited on signal|exited with code|AddressSanitizer|runtime error'
+if grep -E -q "$BADLOG" "$NGX2/logs/error.log"; then
+	fail "status lists: the error log has crit/alert/emerg lines or a crash"
+	grep -E "$BADLOG" "$NGX2/logs/error.log" | head -5 | sed 's/^/    /'
+else
+	pass "status lists: no crit/alert/emerg line and no crash in the error log"
+fi
 finish
