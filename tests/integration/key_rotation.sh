@@ -43,6 +43,18 @@ policy:
     scopes: [read]
     audiences: [https://api.example]
 EOF
+# The current key gets a kid that starts with '-' (1 in 64 thumbprints): the
+# script once passed kids to grep as patterns, which took such a kid for an
+# option and refused to promote a published key.
+i=0
+while :; do
+	kid=$("$AGENTID" keygen --alg ES256 --out "$D/keys/current.pem" --force 2>/dev/null |
+	    sed -n 's/.*"kid": *"\([^"]*\)".*/\1/p')
+	case $kid in -*) break ;; esac
+	i=$((i + 1))
+	[ $i -lt 3000 ] || { fail "no key with a kid starting with '-' in 3000 tries"; finish; }
+done
+chmod 600 "$D/keys/current.pem"
 "$AGENTID_EXCHANGE" -c "$D/exchange.yaml" >"$TMP/exchange.log" 2>&1 &
 XPID=$!
 on_exit "kill $XPID 2>/dev/null"
