@@ -121,13 +121,6 @@ ngx_http_agentid_status_check(ngx_http_request_t *r,
         agentid_error_set(err, AGENTID_R_STATUS_UNAVAILABLE,
                           "status list not fetched yet");
 
-    } else if (now - src->confirmed > st->max_age
-               || (src->exp != 0
-                   && (int64_t) now > src->exp + AGENTID_DEFAULT_LEEWAY))
-    {
-        agentid_error_set(err, AGENTID_R_STATUS_UNAVAILABLE,
-                          "status list is stale");
-
     } else if ((size_t) idx >= agentid_status_list_size(src->list)) {
         agentid_error_set(err, AGENTID_R_BAD_CLAIM,
                           "status index beyond the list");
@@ -137,8 +130,24 @@ ngx_http_agentid_status_check(ngx_http_request_t *r,
         v = AGENTID_STATUS_INVALID;
         (void) agentid_status_list_get(src->list, (size_t) idx, &v);
 
+        /*
+         * A stale list cannot vouch for a token, but what it says against
+         * one still holds: an entry, once revoked, is never valid again,
+         * so even agentid_status_fail open refuses a token the last
+         * verified list revoked or suspended (as libagentid's checker
+         * does).
+         */
         if (v == AGENTID_STATUS_VALID) {
-            return NGX_OK;
+            if (now - src->confirmed <= st->max_age
+                && (src->exp == 0
+                    || (int64_t) now <= src->exp + AGENTID_DEFAULT_LEEWAY))
+            {
+                return NGX_OK;
+            }
+
+            agentid_error_set(err, AGENTID_R_STATUS_UNAVAILABLE,
+                              "status list is stale");
+            goto unavailable;
         }
 
         if (v == AGENTID_STATUS_SUSPENDED) {
@@ -151,6 +160,8 @@ ngx_http_agentid_status_check(ngx_http_request_t *r,
 
         return NGX_DECLINED;
     }
+
+unavailable:
 
     if (alcf->status_fail == NGX_HTTP_AGENTID_FAIL_OPEN) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,

@@ -436,8 +436,10 @@ el=$(($(date +%s) - t0))
 until_status "401 status_unavailable" /closed/ "$TOK_VAL" $((MAX_AGE + 10))
 echo "# the list went stale ${WAITED}s after the last check (max_age ${MAX_AGE}s)"
 every_worker "401 status_unavailable" /closed/ "$TOK_VAL" "list stale (fail closed): valid entry refused"
-every_worker "401 status_unavailable" /closed/ "$TOK_REV" "list stale (fail closed): revoked entry refused"
+every_worker "401 revoked" /closed/ "$TOK_REV" "list stale (fail closed): revoked entry still refused as revoked"
 every_worker "200 -" /failopen/ "$TOK_VAL" "list stale, agentid_status_fail open: valid entry allowed"
+every_worker "401 revoked" /failopen/ "$TOK_REV" \
+    "list stale, agentid_status_fail open: what the stale list revoked stays refused"
 w1=$(refresh_warnings)
 [ "$w1" -gt "$w0" ] && pass "failed refreshes are logged ($((w1 - w0)) while the server was down)" ||
 	fail "no failed refresh logged while the list server was down"
