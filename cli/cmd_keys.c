@@ -24,7 +24,7 @@ keygen_usage(FILE *f)
 	    "Generates a signing key and writes it as PKCS#8 PEM (mode 0600).  Prints the\n"
 	    "public JWK on stdout; its kid is the RFC 7638 thumbprint.\n"
 	    "ALG: ES256 (P-256), ES384 (P-384), ES512 (P-521), RS256/RS384/RS512 and\n"
-	    "PS256/PS384/PS512 (RSA-3072), EdDSA (Ed25519).\n"
+	    "PS256/PS384/PS512 (RSA-3072), EdDSA or Ed25519 (RFC 9864; both an Ed25519 key).\n"
 	    "\n"
 	    "options:\n"
 	    "  --alg ALG    signature algorithm the key is made for (required)\n"

@@ -1,6 +1,7 @@
 /*
  * JWS compact serialization (RFC 7515 section 7.1): structural parse,
- * signature check and signing, and the algorithm names of RFC 7518.
+ * signature check and signing, and the algorithm names of RFC 7518,
+ * RFC 8037 ("EdDSA") and RFC 9864 ("Ed25519").
  *
  * The parse is strict and ordered so that the cheapest checks run first:
  * the size limit, then the three-part shape, then strict base64url, then
@@ -26,6 +27,7 @@ static const char *const alg_names[AGENTID_ALG__COUNT] = {
 	[AGENTID_ALG_PS384] = "PS384",
 	[AGENTID_ALG_PS512] = "PS512",
 	[AGENTID_ALG_EDDSA] = "EdDSA",
+	[AGENTID_ALG_ED25519] = "Ed25519",
 };
 
 AGENTID_EXPORT enum agentid_alg

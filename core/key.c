@@ -885,6 +885,7 @@ agentid_key_generate(enum agentid_alg alg, struct agentid_key **out)
 		pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
 		break;
 	case AGENTID_ALG_EDDSA:
+	case AGENTID_ALG_ED25519:
 		pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 		break;
 	default:
@@ -1004,6 +1005,15 @@ agentid_key_supports_alg(const struct agentid_key *key, enum agentid_alg alg)
 {
 	if (key == NULL)
 		return 0;
+	/*
+	 * A JWK "alg" restricts the key to exactly that name.  "EdDSA" and
+	 * "Ed25519" compute the same signature with an Ed25519 key, yet a key
+	 * marked with one does not verify tokens headed with the other: RFC
+	 * 9864 makes them distinct identifiers, and a publisher that names one
+	 * says which its signers use.  An Ed25519 key without "alg" serves
+	 * both, so deployments can move from "EdDSA" to "Ed25519" without
+	 * touching their key sets.
+	 */
 	if (key->alg != AGENTID_ALG_UNKNOWN && key->alg != alg)
 		return 0;
 	/* An encryption key must not verify signatures (RFC 7517 section 4.2). */
@@ -1024,6 +1034,8 @@ agentid_key_supports_alg(const struct agentid_key *key, enum agentid_alg alg)
 	case AGENTID_ALG_PS512:
 		return key->type == AGENTID_KEY_RSA && key->rsa_bits >= RSA_MIN_BITS;
 	case AGENTID_ALG_EDDSA:
+	case AGENTID_ALG_ED25519:
+		/* The key type is the curve: no other Edwards or OKP key passes. */
 		return key->type == AGENTID_KEY_ED25519;
 	default:
 		return 0;

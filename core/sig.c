@@ -47,6 +47,7 @@ static const struct {
 	[AGENTID_ALG_PS384] = { SIG_RSA_PSS, "SHA384" },
 	[AGENTID_ALG_PS512] = { SIG_RSA_PSS, "SHA512" },
 	[AGENTID_ALG_EDDSA] = { SIG_EDDSA, NULL },
+	[AGENTID_ALG_ED25519] = { SIG_EDDSA, NULL },
 };
 
 /* DER of SEQUENCE { INTEGER r, INTEGER s } for P-521 is at most 3 + 2 * (2 + 1 + 66) bytes. */

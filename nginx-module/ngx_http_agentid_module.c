@@ -1523,7 +1523,8 @@ ngx_http_agentid_challenge(ngx_http_request_t *r,
     }
 
     if (ngx_strcmp(scheme, "DPoP") == 0) {
-        len += sizeof(", algs=\"ES256 ES384 ES512 RS256 PS256 EdDSA\"") - 1;
+        len += sizeof(", algs=\"ES256 ES384 ES512 RS256 PS256 EdDSA Ed25519\"")
+               - 1;
     }
 
     p = ngx_pnalloc(r->pool, len);
@@ -1558,9 +1559,10 @@ ngx_http_agentid_challenge(ngx_http_request_t *r,
     }
 
     if (ngx_strcmp(scheme, "DPoP") == 0) {
-        p = ngx_cpymem(p, ", algs=\"ES256 ES384 ES512 RS256 PS256 EdDSA\"",
-                       sizeof(", algs=\"ES256 ES384 ES512 RS256 PS256 EdDSA\"")
-                       - 1);
+        p = ngx_cpymem(p,
+                  ", algs=\"ES256 ES384 ES512 RS256 PS256 EdDSA Ed25519\"",
+                  sizeof(", algs=\"ES256 ES384 ES512 RS256 PS256 EdDSA Ed25519\"")
+                  - 1);
     }
 
     h->value.len = p - h->value.data;

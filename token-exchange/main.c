@@ -230,7 +230,7 @@ build_metadata(struct xc_runtime *rt)
 	snprintf(url[0], sizeof(url[0]), "%s/jwks", c->issuer);
 	snprintf(url[1], sizeof(url[1]), "%s/revoke", c->issuer);
 	snprintf(url[2], sizeof(url[2]), "%s/introspect", c->issuer);
-	m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:[s],s:[s,s],s:[s,s],s:[s,s],s:[s,s,s,s,s,s,s],"
+	m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:[s],s:[s,s],s:[s,s],s:[s,s],s:[s,s,s,s,s,s,s,s],"
 		      "s:b,s:[s,s],s:[s]}",
 	    "issuer", c->issuer, "token_endpoint", c->token_endpoint, "jwks_uri", url[0],
 	    "revocation_endpoint", url[1], "introspection_endpoint", url[2],
@@ -239,7 +239,7 @@ build_metadata(struct xc_runtime *rt)
 	    "revocation_endpoint_auth_methods_supported", "tls_client_auth", "spiffe_jwt",
 	    "introspection_endpoint_auth_methods_supported", "tls_client_auth", "spiffe_jwt",
 	    "dpop_signing_alg_values_supported", "ES256", "ES384", "ES512", "RS256", "PS256",
-	    "PS384", "EdDSA",
+	    "PS384", "EdDSA", "Ed25519",
 	    "tls_client_certificate_bound_access_tokens", 1,
 	    "token_types_supported", XC_TT_ACCESS, XC_TT_JWT,
 	    "response_types_supported", "token");

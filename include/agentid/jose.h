@@ -33,6 +33,13 @@ enum agentid_alg {
 	AGENTID_ALG_PS384,
 	AGENTID_ALG_PS512,
 	AGENTID_ALG_EDDSA,
+	/*
+	 * "Ed25519" of RFC 9864: EdDSA on the Ed25519 curve only, the fully
+	 * specified name of what "EdDSA" (RFC 8037, now deprecated) means for
+	 * the only Edwards curve we support.  Added last so that the values
+	 * above stay stable.
+	 */
+	AGENTID_ALG_ED25519,
 	AGENTID_ALG__COUNT
 };
 
@@ -44,9 +51,12 @@ enum agentid_alg {
 	(AGENTID_ALG_BIT(AGENTID_ALG_RS256) | AGENTID_ALG_BIT(AGENTID_ALG_RS384)                   \
 	    | AGENTID_ALG_BIT(AGENTID_ALG_RS512) | AGENTID_ALG_BIT(AGENTID_ALG_PS256)              \
 	    | AGENTID_ALG_BIT(AGENTID_ALG_PS384) | AGENTID_ALG_BIT(AGENTID_ALG_PS512))
-/* What SPIFFE JWT-SVIDs allow: RS*, ES*, PS* (not EdDSA). */
+/* Both names of EdDSA with Ed25519: "EdDSA" (RFC 8037) and "Ed25519" (RFC 9864). */
+#define AGENTID_ALGS_ED25519                                                                       \
+	(AGENTID_ALG_BIT(AGENTID_ALG_EDDSA) | AGENTID_ALG_BIT(AGENTID_ALG_ED25519))
+/* What SPIFFE JWT-SVIDs allow: RS*, ES*, PS* (not EdDSA nor Ed25519). */
 #define AGENTID_ALGS_JWT_SVID (AGENTID_ALGS_EC | AGENTID_ALGS_RSA)
-#define AGENTID_ALGS_ALL (AGENTID_ALGS_JWT_SVID | AGENTID_ALG_BIT(AGENTID_ALG_EDDSA))
+#define AGENTID_ALGS_ALL (AGENTID_ALGS_JWT_SVID | AGENTID_ALGS_ED25519)
 
 /* "ES256" -> AGENTID_ALG_ES256.  "none", "HS256" and anything unknown -> AGENTID_ALG_UNKNOWN. */
 enum agentid_alg agentid_alg_from_name(const char *name, size_t len);
@@ -135,12 +145,19 @@ int agentid_key_set_use(struct agentid_key *key, const char *use);
 int agentid_key_is_private(const struct agentid_key *key);
 /*
  * 1 when the key may verify/sign alg: EC curve must match (P-256 for
- * ES256, ...), RSA modulus >= 2048 bits for RS and PS, Ed25519 for EdDSA,
- * and the JWK "alg" restriction (if any) must equal alg.  A key whose
- * "use" is "enc" supports no signature algorithm.  0 otherwise.
+ * ES256, ...), RSA modulus >= 2048 bits for RS and PS, Ed25519 for EdDSA
+ * and Ed25519, and the JWK "alg" restriction (if any) must equal alg.  So
+ * an Ed25519 key without "alg" serves both "EdDSA" and "Ed25519", a key
+ * marked "alg":"EdDSA" only "EdDSA" and one marked "alg":"Ed25519" only
+ * "Ed25519".  A key whose "use" is "enc" supports no signature algorithm.
+ * 0 otherwise.
  */
 int agentid_key_supports_alg(const struct agentid_key *key, enum agentid_alg alg);
-/* ES256/ES384/ES512 by curve, RS256 for RSA, EdDSA for Ed25519; UNKNOWN otherwise. */
+/*
+ * The JWK "alg" when set; else ES256/ES384/ES512 by curve, RS256 for RSA,
+ * EdDSA for Ed25519 (the name every JOSE library understands); UNKNOWN
+ * otherwise.
+ */
 enum agentid_alg agentid_key_default_alg(const struct agentid_key *key);
 
 #define AGENTID_THUMBPRINT_LEN 43 /* base64url of a SHA-256 digest */

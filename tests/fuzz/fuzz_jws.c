@@ -5,7 +5,7 @@
  * fixed P-256 and Ed25519 keys of fuzz_util.h in the bundle of example.org.
  *
  * An input without a newline (but a final one) is a token.  An input "HEADER\nPAYLOAD" is
- * signed by the target (EdDSA when the header names it, else ES256), so
+ * signed by the target (EdDSA when the header names EdDSA or Ed25519, else ES256), so
  * that mutations of the claims get past the signature; the seeds carry
  * kid "fz-ec" / "fz-ed".  Two verifiers see every token: a permissive one
  * and one with agent/actor/subject patterns and required claim values.
@@ -124,7 +124,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	{
 		size_t hlen = (size_t)(nl - data);
-		int ed = memmem(data, hlen, "\"EdDSA\"", 7) != NULL;
+		int ed = memmem(data, hlen, "\"EdDSA\"", 7) != NULL
+		    || memmem(data, hlen, "\"Ed25519\"", 9) != NULL;
 		static struct agentid_key *ec, *edk;
 
 		if (ec == NULL) {

@@ -4,7 +4,8 @@
 # on behalf of an IdP user; delegation to sub and sub2 with narrowing; each
 # narrowing violation; DPoP binding; mTLS binding; revocation cascading to
 # descendants (introspect + status list); admin API; restart keeps ledger and
-# revocations; bad input gets the right 4xx and the server keeps serving.
+# revocations; bad input gets the right 4xx and the server keeps serving;
+# signing with the RFC 9864 algorithm Ed25519, and Ed25519 DPoP proofs.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/exchange_lib.sh"
 
@@ -364,5 +365,68 @@ xc_post k3 /token orchestrator -d grant_type=$TE --data-urlencode "subject_token
 expect_ok k3 "a token issued before the restart can be exchanged"
 xc_stop node1b
 grep -qi 'error' "$TMP/node1.log" "$TMP/node1b.log" && echo "# server log has errors:" && grep -i error "$TMP"/node1*.log | head -5
+
+# ---- 11. signing alg Ed25519 (RFC 9864) and Ed25519 DPoP proofs ----
+# The header of a JWS, decoded (no verification).
+header() {
+	printf '%s' "$1" | cut -d. -f1 | tr '_-' '/+' | awk '{ n = length($0) % 4; if (n == 2) $0 = $0 "=="; else if (n == 3) $0 = $0 "="; print }' | base64 -d 2>/dev/null
+}
+sed -e 's|^signing:$|signing:\n  alg: Ed25519|' -e 's|keys/current.pem|keys/ed-current.pem|' \
+    -e 's|keys/next.pem|keys/ed-next.pem|' "$XC_DIR/exchange.yaml" >"$XC_DIR/exchange.yaml.new" &&
+	mv "$XC_DIR/exchange.yaml.new" "$XC_DIR/exchange.yaml"
+grep -q '^  alg: Ed25519$' "$XC_DIR/exchange.yaml" || fail "config edit for signing alg Ed25519"
+xc_start "$XC_DIR" node2 || { fail "start with signing alg Ed25519"; finish; }
+xc_get ejwks /jwks
+[ "$XC_CODE" = 200 ] && [ "$(jget ejwks '[.keys[] | .alg] | unique | join(",")')" = Ed25519 ] &&
+    [ "$(jget ejwks '[.keys[] | .crv] | unique | join(",")')" = Ed25519 ] &&
+    [ "$(jget ejwks '.keys | length')" = 2 ] &&
+    pass "signing alg Ed25519: /jwks publishes Ed25519 keys marked alg Ed25519" ||
+    fail "Ed25519 jwks: $XC_CODE $(head -c 300 "$TMP/ejwks.json")"
+xc_get emeta /.well-known/oauth-authorization-server
+[ "$(jget emeta '.dpop_signing_alg_values_supported | index("Ed25519") != null')" = true ] &&
+    [ "$(jget emeta '.dpop_signing_alg_values_supported | index("EdDSA") != null')" = true ] &&
+    pass "metadata lists EdDSA and Ed25519 for DPoP" || fail "metadata dpop algs: $(head -c 400 "$TMP/emeta.json")"
+ORCH=$(xc_jwt orchestrator)
+xc_post e1 /token orchestrator -d grant_type=$TE --data-urlencode "subject_token=$ORCH" \
+    -d subject_token_type=$TT_JWT -d scope=read
+expect_ok e1 "signing alg Ed25519: orchestrator gets a token"
+E1=$(jget e1 .access_token)
+[ "$(header "$E1" | jq -r .alg)" = Ed25519 ] && pass "the token's header says alg Ed25519" ||
+    fail "Ed25519 token header: $(header "$E1")"
+curl -s --cacert "$XC_DIR/server.pem" "$B/jwks" >"$TMP/ejwks2.json"
+if "$AGENTID" verify --bundle "$TMP/ejwks2.json" --profile access --issuer "$B" \
+    --audience https://api.example "$E1" >"$OUT" 2>"$ERR"; then
+	pass "the Ed25519 token verifies with agentid verify against /jwks"
+else
+	fail "agentid verify Ed25519: $(cat "$ERR")"
+fi
+# The same key marked "alg":"EdDSA" is no key for an Ed25519-headed token.
+jq '.keys |= map(.alg = "EdDSA")' "$TMP/ejwks2.json" >"$TMP/ejwks-eddsa.json"
+"$AGENTID" verify --bundle "$TMP/ejwks-eddsa.json" --profile access --issuer "$B" \
+    --audience https://api.example "$E1" >"$OUT" 2>"$ERR"
+[ $? = 1 ] && grep -q '^invalid: key_mismatch: ' "$ERR" &&
+    pass "the Ed25519 token against its key marked alg EdDSA: key_mismatch" ||
+    fail "Ed25519 token vs EdDSA-marked key: $(cat "$ERR")"
+if command -v node >/dev/null 2>&1; then
+	openssl genpkey -algorithm ed25519 -out "$XC_DIR/dpop-ed.key" 2>/dev/null
+	EDP=$(node "$top_srcdir/tests/integration/dpop_proof.js" "$XC_DIR/dpop-ed.key" POST "$B/token")
+	[ "$(header "$EDP" | jq -r .alg)" = Ed25519 ] || fail "dpop_proof.js made no Ed25519 proof"
+	xc_post e2 /token orchestrator -H "DPoP: $EDP" -d grant_type=$TE \
+	    --data-urlencode "subject_token=$ORCH" -d subject_token_type=$TT_JWT -d scope=read
+	EJKT=$(node "$top_srcdir/tests/integration/dpop_proof.js" "$XC_DIR/dpop-ed.key" --jkt)
+	if [ "$XC_CODE" = 200 ] && [ "$(jget e2 .token_type)" = DPoP ] &&
+	    [ "$(claims "$(jget e2 .access_token)" | jq -r .cnf.jkt)" = "$EJKT" ]; then
+		pass "DPoP proof with alg Ed25519 binds the token"
+	else
+		fail "Ed25519 DPoP: $XC_CODE $(head -c 300 "$TMP/e2.json")"
+	fi
+	E2=$(jget e2 .access_token)
+	xc_post e3 /token orchestrator -H "DPoP: $(DPOP_ALG=EdDSA node \
+	    "$top_srcdir/tests/integration/dpop_proof.js" "$XC_DIR/dpop-ed.key" POST "$B/token")" \
+	    -d grant_type=$TE --data-urlencode "subject_token=$E2" -d subject_token_type=$TT_AT \
+	    -d scope=read
+	expect_ok e3 "the Ed25519-signed DPoP-bound token is exchanged with an EdDSA proof of its key"
+fi
+xc_stop node2
 
 finish

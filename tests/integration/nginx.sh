@@ -4,7 +4,7 @@
 # generated configuration (four workers, loopback, random ports) and is
 # stopped by PID.  Tokens come from the agentid CLI's development trust
 # domain (JWT-SVIDs) and `agentid dev sign` (access tokens); DPoP proofs
-# are signed with Ed25519 by the openssl command.
+# are signed with Ed25519 by the openssl command (alg EdDSA, and Ed25519).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 NGINX=${NGINX:-/usr/sbin/nginx}
@@ -109,12 +109,16 @@ DPOP_JKT=$(printf '{"crv":"Ed25519","kty":"OKP","x":"%s"}' "$DPOP_X" |
 	openssl dgst -sha256 -binary | b64url)
 
 # proof KEYFILE X METHOD URL ACCESS_TOKEN [IAT] [JTI]
+# The header alg is $P_ALG (default EdDSA; Ed25519 is the RFC 9864 name of the
+# same signature); $P_JWK_ALG, when set, becomes the proof jwk's "alg".
 proof() {
 	p_iat=${6:-$(date +%s)}
 	p_jti=${7:-$(openssl rand -hex 12)}
 	p_ath=$(printf '%s' "$5" | openssl dgst -sha256 -binary | b64url)
-	p_h=$(printf '{"typ":"dpop+jwt","alg":"EdDSA","jwk":{"kty":"OKP","crv":"Ed25519","x":"%s"}}' \
-	    "$2" | b64url)
+	p_ja=
+	[ -n "${P_JWK_ALG:-}" ] && p_ja=",\"alg\":\"$P_JWK_ALG\""
+	p_h=$(printf '{"typ":"dpop+jwt","alg":"%s","jwk":{"kty":"OKP","crv":"Ed25519","x":"%s"%s}}' \
+	    "${P_ALG:-EdDSA}" "$2" "$p_ja" | b64url)
 	p_p=$(printf '{"jti":"%s","htm":"%s","htu":"%s","iat":%s,"ath":"%s"}' \
 	    "$p_jti" "$3" "$4" "$p_iat" "$p_ath" | b64url)
 	printf '%s.%s' "$p_h" "$p_p" >"$TMP/proof.in"
@@ -551,6 +555,18 @@ req "$PORT" /dpop/ -H "Authorization: DPoP $TOK_BOUND" -H "DPoP: $P"
 assert_eq "$CODE" 401 "DPoP: replayed proof refused"
 www '^WWW-Authenticate: DPoP .*error="invalid_dpop_proof", error_description="dpop_replay"' \
     "replay reason dpop_replay"
+www '^WWW-Authenticate: DPoP .*algs="ES256 ES384 ES512 RS256 PS256 EdDSA Ed25519"' \
+    "DPoP algs lists EdDSA and Ed25519"
+P=$(P_ALG=Ed25519; proof "$TMP/dpop.key" "$DPOP_X" GET "$U" "$TOK_BOUND")
+req "$PORT" /dpop/ -H "Authorization: DPoP $TOK_BOUND" -H "DPoP: $P"
+assert_eq "$CODE" 200 "DPoP: proof with alg Ed25519 (RFC 9864) accepted"
+P=$(P_ALG=Ed25519; P_JWK_ALG=Ed25519; proof "$TMP/dpop.key" "$DPOP_X" GET "$U" "$TOK_BOUND")
+req "$PORT" /dpop/ -H "Authorization: DPoP $TOK_BOUND" -H "DPoP: $P"
+assert_eq "$CODE" 200 "DPoP: alg Ed25519 proof whose jwk says alg Ed25519 accepted"
+P=$(P_ALG=Ed25519; P_JWK_ALG=EdDSA; proof "$TMP/dpop.key" "$DPOP_X" GET "$U" "$TOK_BOUND")
+req "$PORT" /dpop/ -H "Authorization: DPoP $TOK_BOUND" -H "DPoP: $P"
+assert_eq "$CODE" 401 "DPoP: alg Ed25519 proof whose jwk says alg EdDSA refused"
+www 'error_description="dpop_invalid"' "jwk alg EdDSA under alg Ed25519 reason dpop_invalid"
 P=$(proof "$TMP/dpop.key" "$DPOP_X" POST "$U" "$TOK_BOUND")
 req "$PORT" /dpop/ -H "Authorization: DPoP $TOK_BOUND" -H "DPoP: $P"
 assert_eq "$CODE" 401 "DPoP: wrong htm refused"

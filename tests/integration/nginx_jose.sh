@@ -96,6 +96,9 @@ bearer() {
 expect 200 - es256 "jose ES256 access token accepted" -H "$(bearer es256)"
 assert_grep '^X-Agent: spiffe://example.org/agent/jose' "$TMP/h" "agent from a jose token"
 expect 200 - eddsa "jose EdDSA (Ed25519) access token accepted" -H "$(bearer eddsa)"
+expect 200 - ed25519 "jose Ed25519 (RFC 9864) access token accepted" -H "$(bearer ed25519)"
+expect 401 key_mismatch ed25519_eddsa_key \
+    "jose Ed25519 token whose JWK is marked alg EdDSA refused" -H "$(bearer ed25519_eddsa_key)"
 expect 401 expired expired "jose token expired 10 minutes ago refused" -H "$(bearer expired)"
 expect 401 aud_mismatch wrong_aud "jose token for another audience refused" -H "$(bearer wrong_aud)"
 expect 403 insufficient_scope no_scope "jose token without the scope refused (403)" \
@@ -116,5 +119,17 @@ expect 401 dpop_invalid bound "a peer proof for POST refused on GET" \
     -H "Authorization: DPoP $BOUND" -H "DPoP: $(tok bound_proof_post)"
 expect 401 binding_required bound "the jose DPoP-bound token as a bearer token refused" \
     -H "Authorization: Bearer $BOUND"
+# RFC 9864: npm dpop signs Ed25519 proofs with alg "Ed25519" (not "EdDSA").
+BOUND_ED=$(tok bound_ed)
+assert_eq "$(tok bound_ed_proof_alg)" Ed25519 "the peer's Ed25519 proof is headed alg Ed25519"
+expect 200 - bound_ed "a peer Ed25519 DPoP proof (alg Ed25519) accepted" \
+    -H "Authorization: DPoP $BOUND_ED" -H "DPoP: $(tok bound_ed_proof)"
+expect 401 dpop_replay bound_ed "the same Ed25519 proof again refused (replay)" \
+    -H "Authorization: DPoP $BOUND_ED" -H "DPoP: $(tok bound_ed_proof)"
+expect 401 dpop_invalid bound_ed "a peer Ed25519 proof for POST refused on GET" \
+    -H "Authorization: DPoP $BOUND_ED" -H "DPoP: $(tok bound_ed_proof_post)"
+grep -q '^WWW-Authenticate: DPoP .*algs="[^"]*Ed25519' "$TMP/h" &&
+	pass "WWW-Authenticate DPoP algs lists Ed25519" ||
+	fail "WWW-Authenticate DPoP algs lists Ed25519 ($(grep -i www-auth "$TMP/h" | tr -d '\r'))"
 assert_no_grep '\[(alert|emerg|crit)\]' "$NGX/logs/error.log" "no alert/crit/emerg in the error log"
 finish

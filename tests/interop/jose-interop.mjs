@@ -2,8 +2,8 @@
 // implementation) against agentid, in both directions.
 //
 //   1. jose generates keys and signs tokens (ES256, ES384, RS256, PS256,
-//      EdDSA); `agentid verify` accepts them against the JWK Set jose
-//      exported, and rejects tampered ones.
+//      EdDSA, and Ed25519 of RFC 9864); `agentid verify` accepts them
+//      against the JWK Set jose exported, and rejects tampered ones.
 //   2. `agentid dev jwt-svid` and `agentid dev sign` with `agentid keygen`
 //      keys make tokens; jose's jwtVerify accepts them against the bundle /
 //      JWK Set agentid printed, and rejects tampered ones.
@@ -80,7 +80,7 @@ async function expectReject(promise) {
 
 // ---------------------------------------------------------------- 1. jose signs, agentid verifies
 async function joseSigns() {
-  const algs = ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'];
+  const algs = ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA', 'Ed25519'];
   const jwks = { keys: [] };
   const tokens = {};
   const svids = {};
@@ -143,9 +143,9 @@ async function joseSigns() {
       `status ${r.status}: ${r.stderr}`);
 
     r = agentid([...svid, svids[alg]]);
-    if (alg === 'EdDSA') {
+    if (alg === 'EdDSA' || alg === 'Ed25519') {
       ok(r.status === 1 && /^invalid: alg_not_allowed: /.test(r.stderr),
-        'agentid rejects a jose EdDSA JWT-SVID (SPIFFE forbids EdDSA)', `status ${r.status}: ${r.stderr}`);
+        `agentid rejects a jose ${alg} JWT-SVID (SPIFFE forbids EdDSA)`, `status ${r.status}: ${r.stderr}`);
     } else {
       ok(r.status === 0, `agentid verifies a jose ${alg} JWT-SVID against a plain JWKS`, r.stderr);
     }
@@ -168,6 +168,30 @@ async function joseSigns() {
     tokens.RS256]);
   ok(r.status === 1 && /^invalid: (key_mismatch|alg_not_allowed|unknown_kid): /.test(r.stderr),
     'agentid honours the JWK "alg" restriction', r.stderr);
+
+  // RFC 9864: "EdDSA" and "Ed25519" are two names of one signature.  jose's
+  // Ed25519 token verifies with its key whatever the JWK says about alg when
+  // it says nothing, but not when the JWK names the other one.
+  const ed = jwks.keys.find((k) => k.alg === 'Ed25519');
+  const variants = [
+    ['without alg', (({ alg, ...k }) => k)(ed), 0, null],
+    ['marked "alg":"EdDSA"', { ...ed, alg: 'EdDSA' }, 1, /^invalid: key_mismatch: /],
+  ];
+  for (const [what, key, status, re] of variants) {
+    const path = join(TMP, 'jose-jwks-ed25519.json');
+    writeFileSync(path, JSON.stringify({ keys: [key] }));
+    r = agentid(['verify', '--bundle', path, '--audience', AUD, '--issuer', ISS, tokens.Ed25519]);
+    ok(r.status === status && (re === null || re.test(r.stderr)),
+      `agentid on a jose Ed25519 token with the key ${what}: ${status === 0 ? 'accepted' : 'key_mismatch'}`,
+      `status ${r.status}: ${r.stderr}`);
+  }
+  const edd = jwks.keys.find((k) => k.alg === 'EdDSA');
+  writeFileSync(join(TMP, 'jose-jwks-eddsa.json'), JSON.stringify({ keys: [{ ...edd, alg: 'Ed25519' }] }));
+  r = agentid(['verify', '--bundle', join(TMP, 'jose-jwks-eddsa.json'), '--audience', AUD,
+    '--issuer', ISS, tokens.EdDSA]);
+  ok(r.status === 1 && /^invalid: key_mismatch: /.test(r.stderr),
+    'agentid on a jose EdDSA token with the key marked "alg":"Ed25519": key_mismatch',
+    `status ${r.status}: ${r.stderr}`);
 }
 
 // ---------------------------------------------------------------- 2. agentid signs, jose verifies
@@ -207,7 +231,7 @@ async function agentidSigns() {
   // Keys from `agentid keygen`, tokens from `agentid dev sign`.
   const keydir = join(TMP, 'keys');
   mkdirSync(keydir, { recursive: true });
-  for (const alg of ['ES256', 'ES384', 'ES512', 'RS256', 'PS256', 'EdDSA']) {
+  for (const alg of ['ES256', 'ES384', 'ES512', 'RS256', 'PS256', 'EdDSA', 'Ed25519']) {
     const keyFile = join(keydir, `${alg}.key`);
     r = agentid(['keygen', '--alg', alg, '--out', keyFile]);
     ok(r.status === 0, `agentid keygen --alg ${alg}`, r.stderr);

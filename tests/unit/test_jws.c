@@ -12,7 +12,7 @@
 static const enum agentid_alg all_algs[] = {
 	AGENTID_ALG_ES256, AGENTID_ALG_ES384, AGENTID_ALG_ES512, AGENTID_ALG_RS256,
 	AGENTID_ALG_RS384, AGENTID_ALG_RS512, AGENTID_ALG_PS256, AGENTID_ALG_PS384,
-	AGENTID_ALG_PS512, AGENTID_ALG_EDDSA,
+	AGENTID_ALG_PS512, AGENTID_ALG_EDDSA, AGENTID_ALG_ED25519,
 };
 #define N_ALGS (sizeof(all_algs) / sizeof(all_algs[0]))
 
@@ -153,7 +153,7 @@ test_roundtrip_all_algs(void)
 static void
 test_signature_lengths(void)
 {
-	static const size_t expect[] = { 64, 96, 132, 384, 384, 384, 384, 384, 384, 64 };
+	static const size_t expect[] = { 64, 96, 132, 384, 384, 384, 384, 384, 384, 64, 64 };
 	unsigned char *sig;
 	size_t i, len;
 
@@ -250,6 +250,17 @@ test_key_mismatch(void)
 	CU_ASSERT_FATAL(agentid_jws_sign(ed, AGENTID_ALG_EDDSA, NULL, payload, &tok) == 0);
 	CU_ASSERT_STRING_EQUAL(verify_reason(tok, p256), "key_mismatch");
 	agentid_free(tok);
+	/* Ed25519 (RFC 9864) token, EC and RSA keys: the header cannot pick the curve. */
+	CU_ASSERT_FATAL(agentid_jws_sign(ed, AGENTID_ALG_ED25519, NULL, payload, &tok) == 0);
+	CU_ASSERT_STRING_EQUAL(verify_reason(tok, p256), "key_mismatch");
+	CU_ASSERT_STRING_EQUAL(verify_reason(tok, rsa), "key_mismatch");
+	CU_ASSERT_STRING_EQUAL(verify_reason(tok, ed), "ok");
+	agentid_free(tok);
+	CU_ASSERT(agentid_sig_verify(p256, AGENTID_ALG_ED25519, "m", 1, (const unsigned char *)"x",
+	    1, &err) == AGENTID_EREJECTED);
+	CU_ASSERT_STRING_EQUAL(agentid_reason_code(err.reason), "key_mismatch");
+	CU_ASSERT(agentid_jws_sign(p256, AGENTID_ALG_ED25519, NULL, payload, &tok) == AGENTID_EINVAL);
+	CU_ASSERT(tok == NULL);
 	json_decref(payload);
 	agentid_key_free(p256);
 	agentid_key_free(p384);
@@ -278,6 +289,66 @@ test_jwk_alg_restriction(void)
 	json_decref(payload);
 	agentid_free(rs);
 	agentid_free(ps);
+}
+
+/*
+ * "EdDSA" (RFC 8037) and "Ed25519" (RFC 9864) make the same signature
+ * with an Ed25519 key.  A key whose JWK has no "alg" verifies both; a JWK
+ * that names one verifies only that one, whichever way round.
+ */
+static void
+test_ed25519_names(void)
+{
+	struct agentid_key *ed = key_for(AGENTID_ALG_ED25519), *as_eddsa = NULL, *as_ed25519 = NULL;
+	struct agentid_error err;
+	json_t *payload = json_pack("{s:i}", "a", 1), *jwk = NULL;
+	char *t_eddsa = NULL, *t_ed25519 = NULL, *swapped;
+	const char *dot;
+	size_t n;
+
+	CU_ASSERT_FATAL(agentid_jws_sign(ed, AGENTID_ALG_EDDSA, NULL, payload, &t_eddsa) == 0);
+	CU_ASSERT_FATAL(agentid_jws_sign(ed, AGENTID_ALG_ED25519, NULL, payload, &t_ed25519) == 0);
+	/* The header carries the name we were asked for. */
+	CU_ASSERT(strncmp(t_ed25519, "eyJhbGciOiJFZDI1NTE5In0.", 24) == 0); /* {"alg":"Ed25519"} */
+	CU_ASSERT(strncmp(t_eddsa, "eyJhbGciOiJFZERTQSJ9.", 21) == 0);      /* {"alg":"EdDSA"} */
+	/* No "alg" on the key: both names verify. */
+	CU_ASSERT_STRING_EQUAL(verify_reason(t_eddsa, ed), "ok");
+	CU_ASSERT_STRING_EQUAL(verify_reason(t_ed25519, ed), "ok");
+
+	/* The same public key published as "alg":"EdDSA", then as "alg":"Ed25519". */
+	CU_ASSERT_FATAL(agentid_key_to_jwk(ed, &jwk) == 0);
+	CU_ASSERT(json_object_get(jwk, "alg") == NULL);
+	json_object_set_new(jwk, "alg", json_string("EdDSA"));
+	CU_ASSERT_FATAL(agentid_key_from_jwk(jwk, &as_eddsa, &err) == 0);
+	json_object_set_new(jwk, "alg", json_string("Ed25519"));
+	CU_ASSERT_FATAL(agentid_key_from_jwk(jwk, &as_ed25519, &err) == 0);
+	CU_ASSERT(agentid_key_alg(as_ed25519) == AGENTID_ALG_ED25519);
+	CU_ASSERT_STRING_EQUAL(verify_reason(t_eddsa, as_eddsa), "ok");
+	CU_ASSERT_STRING_EQUAL(verify_reason(t_ed25519, as_eddsa), "key_mismatch");
+	CU_ASSERT_STRING_EQUAL(verify_reason(t_ed25519, as_ed25519), "ok");
+	CU_ASSERT_STRING_EQUAL(verify_reason(t_eddsa, as_ed25519), "key_mismatch");
+
+	/*
+	 * The name is signed: an EdDSA token whose header is rewritten to
+	 * Ed25519 (to slip past a key marked "Ed25519") no longer verifies.
+	 */
+	dot = strchr(t_eddsa, '.');
+	CU_ASSERT_FATAL(dot != NULL);
+	n = strlen(dot) + 25;
+	swapped = malloc(n);
+	CU_ASSERT_FATAL(swapped != NULL);
+	snprintf(swapped, n, "eyJhbGciOiJFZDI1NTE5In0%s", dot);
+	CU_ASSERT_STRING_EQUAL(verify_reason(swapped, as_ed25519), "bad_signature");
+	CU_ASSERT_STRING_EQUAL(verify_reason(swapped, ed), "bad_signature");
+	free(swapped);
+
+	json_decref(jwk);
+	json_decref(payload);
+	agentid_free(t_eddsa);
+	agentid_free(t_ed25519);
+	agentid_key_free(as_eddsa);
+	agentid_key_free(as_ed25519);
+	agentid_key_free(ed);
 }
 
 static void
@@ -322,6 +393,20 @@ test_interop_vectors(void)
 	CU_ASSERT_STRING_EQUAL(vector_verify("jose/jws-rs256-valid.jwt", rsa), "ok");
 	CU_ASSERT_STRING_EQUAL(vector_verify("jose/jws-ps256-valid.jwt", rsa), "ok");
 	CU_ASSERT_STRING_EQUAL(vector_verify("jose/jws-eddsa-valid.jwt", ed), "ok");
+	/* alg "Ed25519" (RFC 9864) by python3-cryptography with the RFC 8037 key. */
+	{
+		struct agentid_key *rfc = vector_key("jose/rfc8037-ed25519.json");
+
+		CU_ASSERT_STRING_EQUAL(vector_verify("jose/jws-ed25519-valid.jwt", rfc), "ok");
+		CU_ASSERT_STRING_EQUAL(vector_verify("jose/jws-ed25519-valid.jwt", ed),
+		    "bad_signature");
+		CU_ASSERT_STRING_EQUAL(vector_verify("jose/jws-ed25519-valid.jwt", es),
+		    "key_mismatch");
+		CU_ASSERT(agentid_key_set_alg(rfc, AGENTID_ALG_EDDSA) == 0);
+		CU_ASSERT_STRING_EQUAL(vector_verify("jose/jws-ed25519-valid.jwt", rfc),
+		    "key_mismatch");
+		agentid_key_free(rfc);
+	}
 	/* RFC 7515 appendix A.3 (its payload has CR LF whitespace). */
 	CU_ASSERT_STRING_EQUAL(vector_verify("jose/rfc7515-a3-es256.jwt", a3), "ok");
 	CU_ASSERT_STRING_EQUAL(vector_verify("jose/jws-es256-valid.jwt", a3), "bad_signature");
@@ -457,7 +542,8 @@ test_alg_none_and_hmac(void)
 	/* Other names: case matters, and unknown names are not allowed. */
 	{
 		static const char *const algs[] = { "none", "None", "NONE", "HS256", "HS384",
-			"HS512", "es256", "ES256K", "RS1", "Ed25519", "EDDSA", "", "ES256 " };
+			"HS512", "es256", "ES256K", "RS1", "Ed448", "ed25519", "ED25519",
+			"EDDSA", "", "ES256 " };
 		size_t i;
 
 		for (i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
@@ -785,6 +871,15 @@ test_alg_names(void)
 
 	CU_ASSERT(agentid_algs_parse("ES256,EdDSA", &mask) == 0);
 	CU_ASSERT(mask == (AGENTID_ALG_BIT(AGENTID_ALG_ES256) | AGENTID_ALG_BIT(AGENTID_ALG_EDDSA)));
+	CU_ASSERT(agentid_algs_parse("Ed25519", &mask) == 0);
+	CU_ASSERT(mask == AGENTID_ALG_BIT(AGENTID_ALG_ED25519));
+	CU_ASSERT(agentid_algs_parse("EdDSA Ed25519", &mask) == 0 && mask == AGENTID_ALGS_ED25519);
+	CU_ASSERT(agentid_algs_parse("ES256,Ed448", &mask) == AGENTID_EINVAL);
+	/* Existing values stay put; Ed25519 is a general algorithm, not a JWT-SVID one. */
+	CU_ASSERT(AGENTID_ALG_EDDSA == 10 && AGENTID_ALG_ED25519 == 11);
+	CU_ASSERT_STRING_EQUAL(agentid_alg_name(AGENTID_ALG_ED25519), "Ed25519");
+	CU_ASSERT((AGENTID_ALGS_ALL & AGENTID_ALG_BIT(AGENTID_ALG_ED25519)) != 0);
+	CU_ASSERT((AGENTID_ALGS_JWT_SVID & AGENTID_ALGS_ED25519) == 0);
 	CU_ASSERT(agentid_algs_parse(" RS256  PS512 ,, ES384 ", &mask) == 0);
 	CU_ASSERT(mask == (AGENTID_ALG_BIT(AGENTID_ALG_RS256) | AGENTID_ALG_BIT(AGENTID_ALG_PS512) |
 	    AGENTID_ALG_BIT(AGENTID_ALG_ES384)));
@@ -938,6 +1033,7 @@ main(void)
 		{ "tampered", test_tampered },
 		{ "key_mismatch", test_key_mismatch },
 		{ "jwk_alg_restriction", test_jwk_alg_restriction },
+		{ "ed25519_names", test_ed25519_names },
 		{ "kid_of_another_key_type", test_kid_of_another_key_type },
 		{ "interop_vectors", test_interop_vectors },
 		{ "ecdsa_signature_defects", test_ecdsa_signature_defects },

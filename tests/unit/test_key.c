@@ -169,6 +169,15 @@ test_jwk_member_rules(void)
 		{ "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"alg\":\"ES256\","
 		  "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}", AGENTID_EREJECTED,
 		    "key_mismatch" },
+		/* "Ed25519" (RFC 9864) names one curve: an EC key or an Ed448 key is no fit. */
+		{ "{\"kty\":\"EC\",\"crv\":\"P-256\",\"alg\":\"Ed25519\","
+		  "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
+		  "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}", AGENTID_EREJECTED,
+		    "key_mismatch" },
+		{ "{\"kty\":\"OKP\",\"crv\":\"Ed448\",\"alg\":\"Ed25519\",\"x\":\"AAAA\"}",
+		    AGENTID_EUNSUPPORTED, NULL },
+		{ "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"alg\":\"Ed448\","
+		  "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}", AGENTID_EUNSUPPORTED, NULL },
 		{ "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x5c\":\"MII\","
 		  "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}", AGENTID_EREJECTED,
 		    "bad_key" },
@@ -210,7 +219,9 @@ test_supports_alg(void)
 		CU_ASSERT(agentid_key_supports_alg(p521, a) == (a == AGENTID_ALG_ES512));
 		CU_ASSERT(agentid_key_supports_alg(rsa, a) ==
 		    ((AGENTID_ALG_BIT(a) & AGENTID_ALGS_RSA) != 0));
-		CU_ASSERT(agentid_key_supports_alg(ed, a) == (a == AGENTID_ALG_EDDSA));
+		/* Both names of Ed25519 signatures, RFC 8037 and RFC 9864. */
+		CU_ASSERT(agentid_key_supports_alg(ed, a) ==
+		    (a == AGENTID_ALG_EDDSA || a == AGENTID_ALG_ED25519));
 	}
 	CU_ASSERT(agentid_key_default_alg(p256) == AGENTID_ALG_ES256);
 	CU_ASSERT(agentid_key_default_alg(p384) == AGENTID_ALG_ES384);
@@ -229,6 +240,23 @@ test_supports_alg(void)
 	CU_ASSERT(agentid_key_alg(rsa) == AGENTID_ALG_PS256);
 	CU_ASSERT(agentid_key_set_alg(rsa, AGENTID_ALG_UNKNOWN) == 0);
 	CU_ASSERT(agentid_key_supports_alg(rsa, AGENTID_ALG_RS256));
+	CU_ASSERT(agentid_key_set_alg(rsa, AGENTID_ALG_ED25519) == AGENTID_EINVAL);
+	CU_ASSERT(agentid_key_set_alg(p256, AGENTID_ALG_ED25519) == AGENTID_EINVAL);
+	CU_ASSERT(agentid_key_alg(p256) == AGENTID_ALG_UNKNOWN);
+
+	/*
+	 * An Ed25519 key marked with one of its two names serves only that
+	 * name; the mark also becomes its default algorithm.
+	 */
+	CU_ASSERT(agentid_key_set_alg(ed, AGENTID_ALG_ED25519) == 0);
+	CU_ASSERT(agentid_key_supports_alg(ed, AGENTID_ALG_ED25519));
+	CU_ASSERT(!agentid_key_supports_alg(ed, AGENTID_ALG_EDDSA));
+	CU_ASSERT(agentid_key_default_alg(ed) == AGENTID_ALG_ED25519);
+	CU_ASSERT(agentid_key_set_alg(ed, AGENTID_ALG_EDDSA) == 0);
+	CU_ASSERT(agentid_key_supports_alg(ed, AGENTID_ALG_EDDSA));
+	CU_ASSERT(!agentid_key_supports_alg(ed, AGENTID_ALG_ED25519));
+	CU_ASSERT(agentid_key_set_alg(ed, AGENTID_ALG_UNKNOWN) == 0);
+	CU_ASSERT(agentid_key_default_alg(ed) == AGENTID_ALG_EDDSA);
 
 	/* "use":"enc" keys never verify signatures. */
 	CU_ASSERT(agentid_key_set_use(p256, "enc") == 0);
@@ -255,7 +283,7 @@ static void
 test_jwk_export_import(void)
 {
 	static const enum agentid_alg algs[] = { AGENTID_ALG_ES256, AGENTID_ALG_ES384,
-		AGENTID_ALG_ES512, AGENTID_ALG_EDDSA };
+		AGENTID_ALG_ES512, AGENTID_ALG_EDDSA, AGENTID_ALG_ED25519 };
 	struct agentid_key *key, *back;
 	struct agentid_error err;
 	char tp1[64], tp2[64];

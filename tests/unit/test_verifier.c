@@ -293,6 +293,9 @@ test_valid_access(void)
 	    mk(HDR("EdDSA", "iss-ed", "Application/AT+JWT"), access_claims(), k_ed,
 	        AGENTID_ALG_EDDSA),
 	    "ok");
+	/* The RFC 9864 name of the same signature, with the same key (its JWK has no alg). */
+	CHECK(v, mk(HDR("Ed25519", "iss-ed", "at+jwt"), access_claims(), k_ed, AGENTID_ALG_ED25519),
+	    "ok");
 
 	tok = mk(HDR("EdDSA", "iss-ed", "at+jwt"), access_claims(), k_ed, AGENTID_ALG_EDDSA);
 	CU_ASSERT_EQUAL(agentid_verify(v, tok, strlen(tok), NOW, &t, &err), 0);
@@ -325,6 +328,15 @@ test_valid_access(void)
 	CU_ASSERT_PTR_NULL(agentid_token_trust_domain(t));
 	agentid_token_free(t);
 	free(tok);
+	agentid_verifier_free(v);
+
+	/* A configured list is exact: "EdDSA" alone does not admit the name "Ed25519". */
+	cfg.algs = AGENTID_ALG_BIT(AGENTID_ALG_EDDSA);
+	v = verifier(&cfg);
+	CHECK(v, mk(HDR("EdDSA", "iss-ed", "at+jwt"), access_claims(), k_ed, AGENTID_ALG_EDDSA),
+	    "ok");
+	CHECK(v, mk(HDR("Ed25519", "iss-ed", "at+jwt"), access_claims(), k_ed, AGENTID_ALG_ED25519),
+	    "alg_not_allowed");
 	agentid_verifier_free(v);
 }
 
@@ -485,8 +497,10 @@ test_key_selection(void)
 	    "unknown_kid");
 	CHECK(v, mk("{\"alg\":\"ES256\",\"typ\":\"JWT\"}", svid_claims(), k_es, AGENTID_ALG_ES256),
 	    "unknown_kid");
-	/* SPIFFE JWT-SVIDs never use EdDSA, whatever the bundle holds. */
+	/* SPIFFE JWT-SVIDs never use EdDSA, whatever the bundle holds, nor Ed25519. */
 	CHECK(v, mk(HDR("EdDSA", "ed-a", "JWT"), svid_claims(), k_ed_svid, AGENTID_ALG_EDDSA),
+	    "alg_not_allowed");
+	CHECK(v, mk(HDR("Ed25519", "ed-a", "JWT"), svid_claims(), k_ed_svid, AGENTID_ALG_ED25519),
 	    "alg_not_allowed");
 	agentid_verifier_free(v);
 
@@ -1040,6 +1054,8 @@ test_config(void)
 	cfg_svid(&cfg);
 	cfg.algs = AGENTID_ALG_BIT(AGENTID_ALG_EDDSA);
 	CFG_ERROR(&cfg, "malformed");
+	cfg.algs = AGENTID_ALG_BIT(AGENTID_ALG_ED25519);
+	CFG_ERROR(&cfg, "malformed");
 	cfg.algs = AGENTID_ALGS_ALL;
 	CFG_ERROR(&cfg, "malformed");
 	cfg.algs = AGENTID_ALG_BIT(AGENTID_ALG_UNKNOWN);
@@ -1080,6 +1096,8 @@ test_config(void)
 	/* The EdDSA default of the access profile, and an explicit subset, are fine. */
 	cfg_access(&cfg);
 	cfg.algs = AGENTID_ALG_BIT(AGENTID_ALG_EDDSA);
+	agentid_verifier_free(verifier(&cfg));
+	cfg.algs = AGENTID_ALGS_ED25519;
 	agentid_verifier_free(verifier(&cfg));
 
 	CU_ASSERT_EQUAL(agentid_profile_from_name("jwt-svid", &p), 0);

@@ -203,7 +203,26 @@ def main():
         {"kty": "OKP", "crv": "Ed25519", "x": b64u(edpub), "kid": "ed"},
     ]}
     write("jwks-mixed.json", json.dumps(jwks, indent=1))
+    rfc9864()
+
+
+def rfc9864():
+    """"Ed25519" of RFC 9864, signed with the RFC 8037 appendix A key.
+
+    Ed25519 signatures are deterministic and the key is the published one,
+    so this vector comes out byte for byte the same on every run (and can be
+    made alone with "gen-vectors.py rfc9864")."""
+    with open(os.path.join(OUT, "rfc8037-ed25519.json")) as f:
+        d = json.load(f)["d"]
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(base64.urlsafe_b64decode(d + "=="))
+    si = signing_input({"alg": "Ed25519"})
+    write("jws-ed25519-valid.jwt", si.decode() + "." + b64u(key.sign(si)))
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:] == ["rfc9864"]:
+        rfc9864()
+    else:
+        main()
