@@ -92,8 +92,8 @@ sig_ctx_init(EVP_MD_CTX *ctx, const struct agentid_key *key, enum agentid_alg al
 static EVP_MD_CTX *
 sig_template(const struct agentid_key *key, enum agentid_alg alg, int sign)
 {
-	_Atomic(EVP_MD_CTX *) *slot =
-	    &((struct agentid_key *)(uintptr_t)key)->sig_tmpl[sign ? 1 : 0][alg];
+	_Atomic(EVP_MD_CTX *) *slot
+	    = &((struct agentid_key *)(uintptr_t)key)->sig_tmpl[sign ? 1 : 0][alg];
 	EVP_MD_CTX *t, *expected = NULL;
 
 	if ((t = atomic_load_explicit(slot, memory_order_acquire)) != NULL)
@@ -104,8 +104,8 @@ sig_template(const struct agentid_key *key, enum agentid_alg alg, int sign)
 		EVP_MD_CTX_free(t);
 		return NULL;
 	}
-	if (!atomic_compare_exchange_strong_explicit(slot, &expected, t, memory_order_acq_rel,
-		memory_order_acquire)) {
+	if (!atomic_compare_exchange_strong_explicit(
+	        slot, &expected, t, memory_order_acq_rel, memory_order_acquire)) {
 		EVP_MD_CTX_free(t);
 		t = expected;
 	}

@@ -104,8 +104,7 @@ xc_form_parse(const char *body, size_t len, struct xc_form **out, char *errbuf, 
 	size_t i;
 
 	*out = NULL;
-	if ((f = malloc(sizeof(*f))) == NULL ||
-	    (f->buf = malloc(len + 1)) == NULL) {
+	if ((f = malloc(sizeof(*f))) == NULL || (f->buf = malloc(len + 1)) == NULL) {
 		free(f);
 		snprintf(errbuf, errlen, "out of memory");
 		return -1;

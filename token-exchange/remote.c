@@ -38,18 +38,18 @@
 
 struct source {
 	enum xc_remote_kind kind;
-	char *name;            /* trust domain or issuer */
+	char *name; /* trust domain or issuer */
 	char *url;
-	char *ca;              /* NULL: the system store */
-	char *body;            /* last good body, NUL-terminated, or NULL (agentid_free) */
+	char *ca; /* NULL: the system store */
+	char *body; /* last good body, NUL-terminated, or NULL (agentid_free) */
 	size_t len;
-	char *etag;            /* of body (agentid_free) */
-	int64_t hint;          /* spiffe_refresh_hint of body; -1 when none */
-	time_t ok_at;          /* last successful fetch; 0 never */
+	char *etag; /* of body (agentid_free) */
+	int64_t hint; /* spiffe_refresh_hint of body; -1 when none */
+	time_t ok_at; /* last successful fetch; 0 never */
 	unsigned long failures;
-	unsigned long streak;  /* failures since the last success */
+	unsigned long streak; /* failures since the last success */
 	time_t warned_at;
-	char error[256];       /* why the last fetch failed */
+	char error[256]; /* why the last fetch failed */
 	int used;
 };
 
@@ -75,8 +75,8 @@ find(enum xc_remote_kind kind, const char *name, const char *url, const char *ca
 	size_t i;
 
 	for (i = 0; i < n_srcs; i++)
-		if (srcs[i]->kind == kind && strcmp(srcs[i]->name, name) == 0 &&
-		    strcmp(srcs[i]->url, url) == 0 && same(srcs[i]->ca, ca))
+		if (srcs[i]->kind == kind && strcmp(srcs[i]->name, name) == 0
+		    && strcmp(srcs[i]->url, url) == 0 && same(srcs[i]->ca, ca))
 			return srcs[i];
 	return NULL;
 }
@@ -125,8 +125,8 @@ add(enum xc_remote_kind kind, const char *name, const char *url, const char *ca)
 
 /* Parses body as the source's kind would be used; 0 and *hint, or -1 with why. */
 static int
-validate(const struct source *s, const char *body, size_t len, int64_t *hint, char *why,
-    size_t whylen)
+validate(
+    const struct source *s, const char *body, size_t len, int64_t *hint, char *why, size_t whylen)
 {
 	struct agentid_bundle *b = NULL;
 	struct agentid_keyset *ks = NULL;
@@ -167,7 +167,8 @@ failed(struct source *s, const char *why)
 		s->warned_at = now;
 		if (s->body != NULL)
 			xc_log(AGENTID_LOG_WARN,
-			    "%s %s: %s; keeping the keys fetched %ld s ago (%lu failure(s) in a row)",
+			    "%s %s: %s; keeping the keys fetched %ld s ago (%lu failure(s) in a "
+			    "row)",
 			    kind_name(s->kind), s->name, why, (long)(now - s->ok_at), s->streak);
 		else
 			xc_log(AGENTID_LOG_ERROR,
@@ -205,7 +206,8 @@ fetch(struct source *s)
 			snprintf(why, sizeof(why), "%s: fetch failed: HTTP status %ld", s->url,
 			    res.status);
 		else
-			snprintf(why, sizeof(why), "%s: fetch failed: %s", s->url, agentid_strerror(r));
+			snprintf(
+			    why, sizeof(why), "%s: fetch failed: %s", s->url, agentid_strerror(r));
 		failed(s, why);
 		goto out;
 	}
@@ -271,7 +273,8 @@ xc_remote_refresh(const struct xc_config *c)
 	for (i = 0; i < c->n_tds + c->n_ext; i++) {
 		if (!source_of(c, i, &kind, &name, &url, &ca))
 			continue;
-		if ((s = find(kind, name, url, ca)) == NULL && (s = add(kind, name, url, ca)) == NULL)
+		if ((s = find(kind, name, url, ca)) == NULL
+		    && (s = add(kind, name, url, ca)) == NULL)
 			return changed;
 		changed |= fetch(s);
 	}
@@ -317,7 +320,8 @@ xc_remote_retain(const struct xc_config *c)
 	for (i = 0; i < n_srcs; i++)
 		srcs[i]->used = 0;
 	for (i = 0; i < c->n_tds + c->n_ext; i++)
-		if (source_of(c, i, &kind, &name, &url, &ca) && (s = find(kind, name, url, ca)) != NULL)
+		if (source_of(c, i, &kind, &name, &url, &ca)
+		    && (s = find(kind, name, url, ca)) != NULL)
 			s->used = 1;
 	pthread_mutex_lock(&src_lock);
 	for (i = j = 0; i < n_srcs; i++) {
@@ -347,7 +351,8 @@ xc_remote_interval(const struct xc_config *c, int *raised)
 		own = c->refresh_interval;
 		/* A hint of 0 suggests nothing; it does not mean "refresh constantly". */
 		if (s != NULL && s->hint > 0)
-			own = s->hint < XC_REMOTE_MAX_INTERVAL ? (long)s->hint : XC_REMOTE_MAX_INTERVAL;
+			own = s->hint < XC_REMOTE_MAX_INTERVAL ? (long)s->hint
+			                                       : XC_REMOTE_MAX_INTERVAL;
 		if ((s == NULL || s->streak > 0) && own > XC_REMOTE_RETRY)
 			own = XC_REMOTE_RETRY;
 		if (own < c->refresh_min) {
@@ -410,7 +415,8 @@ xc_remote_metrics(struct evbuffer *b)
 	for (pass = 0; pass < 2; pass++) {
 		if (pass == 0)
 			evbuffer_add_printf(b,
-			    "# HELP agentid_exchange_remote_keys_age_seconds Seconds since the keys "
+			    "# HELP agentid_exchange_remote_keys_age_seconds Seconds since the "
+			    "keys "
 			    "of a bundle_url or jwks_url were last fetched; -1: never (no keys).\n"
 			    "# TYPE agentid_exchange_remote_keys_age_seconds gauge\n");
 		else
@@ -421,12 +427,13 @@ xc_remote_metrics(struct evbuffer *b)
 		for (i = 0; i < n_srcs; i++) {
 			const struct source *s = srcs[i];
 
-			evbuffer_add_printf(b, "agentid_exchange_remote_keys_%s{kind=\"%s\",name=\"",
+			evbuffer_add_printf(b,
+			    "agentid_exchange_remote_keys_%s{kind=\"%s\",name=\"",
 			    pass == 0 ? "age_seconds" : "failures_total", kind_name(s->kind));
 			label(b, s->name);
 			if (pass == 0)
-				evbuffer_add_printf(b, "\"} %ld\n",
-				    s->body != NULL ? (long)(now - s->ok_at) : -1L);
+				evbuffer_add_printf(
+				    b, "\"} %ld\n", s->body != NULL ? (long)(now - s->ok_at) : -1L);
 			else
 				evbuffer_add_printf(b, "\"} %lu\n", s->failures);
 		}

@@ -60,8 +60,7 @@ json_depth_exceeds(const char *s, size_t len, int limit)
 }
 
 static int
-ref_json_parse(
-    const char *s, size_t len, int max_depth, json_t **out, struct agentid_error *err)
+ref_json_parse(const char *s, size_t len, int max_depth, json_t **out, struct agentid_error *err)
 {
 	json_error_t jerr;
 	json_t *v;
@@ -142,7 +141,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		a = json_dumps(v1, JSON_ENCODE_ANY | JSON_COMPACT);
 		b = json_dumps(v2, JSON_ENCODE_ANY | JSON_COMPACT);
 		if (a == NULL || b == NULL || strcmp(a, b) != 0 || !json_equal(v1, v2)) {
-			fprintf(stderr, "VALUE MISMATCH\n%s\n%s\n", a ? a : "(null)", b ? b : "(null)");
+			fprintf(
+			    stderr, "VALUE MISMATCH\n%s\n%s\n", a ? a : "(null)", b ? b : "(null)");
 			abort();
 		}
 		free(a);
