@@ -492,65 +492,125 @@ json_plain(const char *s)
 	return 1;
 }
 
-static char *
-act_text(const char *const *hops, size_t n, const json_t *act)
-{
-	size_t i, k, len = 1;
-	char *b, *p;
+/* A growing string; err is set by the first failure and makes the rest no-ops. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int err;
+};
 
-	for (i = 0; i < n; i++) {
-		if (!json_plain(hops[i]))
-			return json_dumps(act, JSON_COMPACT);
-		len += strlen(hops[i]) + 17;
-	}
-	if ((p = b = malloc(len)) == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		if (i > 0) {
-			memcpy(p, ",\"act\":", 7);
-			p += 7;
+static void
+sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (b->err)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		for (cap = b->cap != 0 ? b->cap : 1024; cap < b->len + n + 1; cap *= 2)
+			;
+		if ((p = realloc(b->p, cap)) == NULL) {
+			b->err = 1;
+			return;
 		}
-		memcpy(p, "{\"sub\":\"", 8);
-		p += 8;
-		k = strlen(hops[i]);
-		memcpy(p, hops[i], k);
-		p += k;
-		*p++ = '"';
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_lit(struct sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+/*
+ * A JSON string as json_dumps writes it.  Strings that need escaping (or
+ * are not valid UTF-8, which json_string refuses) go through jansson, so
+ * the bytes and the failures stay exactly its own.
+ */
+static void
+sb_str(struct sbuf *b, const char *v)
+{
+	json_t *j;
+	char *t;
+
+	if (v != NULL && json_plain(v)) {
+		sb_add(b, "\"", 1);
+		sb_lit(b, v);
+		sb_add(b, "\"", 1);
+		return;
+	}
+	j = v != NULL ? json_string(v) : NULL;
+	if ((t = j != NULL ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL) == NULL)
+		b->err = 1;
+	else
+		sb_lit(b, t);
+	free(t);
+	json_decref(j);
+}
+
+static void
+sb_int(struct sbuf *b, int64_t v)
+{
+	char t[32];
+	int n = snprintf(t, sizeof(t), "%lld", (long long)v);
+
+	if (n < 0 || (size_t)n >= sizeof(t))
+		b->err = 1;
+	else
+		sb_add(b, t, (size_t)n);
+}
+
+/* The text built in b (the empty string when nothing was added), or NULL after a failure. */
+static char *
+sb_take(struct sbuf *b)
+{
+	if (b->err) {
+		free(b->p);
+		return NULL;
+	}
+	return b->p != NULL ? b->p : strdup("");
+}
+
+static char *
+act_text(const char *const *hops, size_t n)
+{
+	struct sbuf b;
+	size_t i;
+
+	memset(&b, 0, sizeof(b));
+	for (i = 0; i < n; i++) {
+		sb_lit(&b, i > 0 ? ",\"act\":{\"sub\":" : "{\"sub\":");
+		sb_str(&b, hops[i]);
 	}
 	for (i = 0; i < n; i++)
-		*p++ = '}';
-	*p = '\0';
-	return b;
+		sb_add(&b, "}", 1);
+	return sb_take(&b);
 }
 
 static char *
 aud_text(const json_t *aud)
 {
-	size_t i, k, len = 3;
-	const char *v;
-	char *b, *p;
+	struct sbuf b;
+	size_t i;
 
-	for (i = 0; i < json_array_size(aud); i++) {
-		if ((v = json_string_value(json_array_get(aud, i))) == NULL || !json_plain(v))
+	for (i = 0; i < json_array_size(aud); i++)
+		if (!json_is_string(json_array_get(aud, i)))
 			return json_dumps(aud, JSON_COMPACT);
-		len += strlen(v) + 3;
-	}
-	if ((p = b = malloc(len)) == NULL)
-		return NULL;
-	*p++ = '[';
+	memset(&b, 0, sizeof(b));
+	sb_add(&b, "[", 1);
 	for (i = 0; i < json_array_size(aud); i++) {
-		v = json_string_value(json_array_get(aud, i));
 		if (i > 0)
-			*p++ = ',';
-		*p++ = '"';
-		k = strlen(v);
-		memcpy(p, v, k);
-		p += k;
-		*p++ = '"';
+			sb_add(&b, ",", 1);
+		sb_str(&b, json_string_value(json_array_get(aud, i)));
 	}
-	*p++ = ']';
-	*p = '\0';
-	return b;
+	sb_add(&b, "]", 1);
+	return sb_take(&b);
 }
 
 static int
@@ -953,80 +1013,6 @@ response_body(const char *token, const char *issued_type, const char *token_type
 	return b;
 }
 
-/* A growing string; err is set by the first failure and makes the rest no-ops. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int err;
-};
-
-static void
-sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	size_t cap;
-	char *p;
-
-	if (b->err)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		for (cap = b->cap != 0 ? b->cap : 1024; cap < b->len + n + 1; cap *= 2)
-			;
-		if ((p = realloc(b->p, cap)) == NULL) {
-			b->err = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_lit(struct sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-/*
- * A JSON string as json_dumps writes it.  Strings that need escaping (or
- * are not valid UTF-8, which json_string refuses) go through jansson, so
- * the bytes and the failures stay exactly its own.
- */
-static void
-sb_str(struct sbuf *b, const char *v)
-{
-	json_t *j;
-	char *t;
-
-	if (v != NULL && json_plain(v)) {
-		sb_add(b, "\"", 1);
-		sb_lit(b, v);
-		sb_add(b, "\"", 1);
-		return;
-	}
-	j = v != NULL ? json_string(v) : NULL;
-	if ((t = j != NULL ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL) == NULL)
-		b->err = 1;
-	else
-		sb_lit(b, t);
-	free(t);
-	json_decref(j);
-}
-
-static void
-sb_int(struct sbuf *b, int64_t v)
-{
-	char t[32];
-	int n = snprintf(t, sizeof(t), "%lld", (long long)v);
-
-	if (n < 0 || (size_t)n >= sizeof(t))
-		b->err = 1;
-	else
-		sb_add(b, t, (size_t)n);
-}
-
 /*
  * The new token's claims as compact JSON text, byte for byte what
  * json_dumps(JSON_COMPACT) writes for them, in this order: iss, sub, aud,
@@ -1090,12 +1076,8 @@ claims_text(const struct xc_runtime *rt, const struct subject *s, const struct g
 		sb_lit(&b, cnf_s);
 	}
 	sb_lit(&b, "}");
-	if (b.err) {
-		free(b.p);
-		return NULL;
-	}
 	*len = b.len;
-	return b.p;
+	return sb_take(&b);
 }
 
 static int
@@ -1119,7 +1101,7 @@ mint(struct xc_req *r, const struct xc_client *client, const struct subject *s, 
 	if ((act = act_from_chain(g->hops, g->n_hops)) == NULL)
 		goto fail;
 	aud_s = aud_text(g->aud);
-	act_s = act_text(g->hops, g->n_hops, act);
+	act_s = act_text(g->hops, g->n_hops);
 	cnf_s = g->cnf != NULL ? json_dumps(g->cnf, JSON_COMPACT) : NULL;
 	if (aud_s == NULL || act_s == NULL || (g->cnf != NULL && cnf_s == NULL))
 		goto fail;
@@ -1142,8 +1124,6 @@ mint(struct xc_req *r, const struct xc_client *client, const struct subject *s, 
 	led.iat = now;
 	led.exp = g->exp;
 	led.status_idx = idx;
-	if (aud_s == NULL || act_s == NULL)
-		goto fail;
 	if ((body = response_body(token,
 		 requested_type != NULL && strcmp(requested_type, XC_TT_JWT) == 0 ? XC_TT_JWT
 										  : XC_TT_ACCESS,
