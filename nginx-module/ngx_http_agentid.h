@@ -393,6 +393,8 @@ ngx_http_agentid_status_src_t *ngx_http_agentid_status_known(
     ngx_http_agentid_status_t *st, ngx_str_t *uri, ngx_str_t *file,
     ngx_pool_t *pool, ngx_uint_t *added);
 void ngx_http_agentid_status_exit(ngx_http_agentid_status_t *st);
+void ngx_http_agentid_init_worker(ngx_http_agentid_main_conf_t *amcf,
+    ngx_log_t *log);
 void ngx_http_agentid_tick(ngx_event_t *ev);
 
 

@@ -2643,6 +2643,8 @@ ngx_http_agentid_init_process(ngx_cycle_t *cycle)
         }
     }
 
+    ngx_http_agentid_init_worker(amcf, cycle->log);
+
     if (amcf->statuses.nelts || amcf->audits.nelts || amcf->urls.nelts) {
         amcf->timer.handler = ngx_http_agentid_tick;
         amcf->timer.data = amcf;

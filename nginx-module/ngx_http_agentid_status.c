@@ -43,9 +43,11 @@ static ngx_http_agentid_status_slot_t *ngx_http_agentid_status_slot(
     time_t now);
 static void ngx_http_agentid_status_sweep(ngx_http_agentid_fetch_t *fz,
     time_t now);
+static void ngx_http_agentid_status_adopt(ngx_http_agentid_fetch_t *fz,
+    ngx_http_agentid_status_t *st, ngx_log_t *log);
 static void ngx_http_agentid_status_schedule(
     ngx_http_agentid_fetch_t *fz, ngx_http_agentid_status_src_t *src,
-    ngx_log_t *log);
+    ngx_uint_t now_here, ngx_log_t *log);
 static void ngx_http_agentid_status_thread(void *data, ngx_log_t *log);
 static void ngx_http_agentid_status_done(ngx_event_t *ev);
 static void ngx_http_agentid_status_release(
@@ -454,15 +456,71 @@ ngx_http_agentid_status_sweep(ngx_http_agentid_fetch_t *fz, time_t now)
 
 
 /*
+ * Makes known to this worker every list of st that the zone holds: lists
+ * another worker learned from a token, and after a reload the lists the
+ * previous workers knew (a reload with the same settings keeps st->id and
+ * the zone).  So a worker judges a token of such a list from its first
+ * request on, instead of refusing it as "not fetched yet" until a token
+ * has taught it the list.  Zone mutex not held.
+ */
+static void
+ngx_http_agentid_status_adopt(ngx_http_agentid_fetch_t *fz,
+    ngx_http_agentid_status_t *st, ngx_log_t *log)
+{
+    ngx_str_t                        uri;
+    ngx_uint_t                       added;
+    ngx_queue_t                     *q;
+    ngx_http_agentid_status_slot_t  *slot;
+
+    ngx_shmtx_lock(&fz->shpool->mutex);
+
+    for (q = ngx_queue_head(&fz->sh->status);
+         q != ngx_queue_sentinel(&fz->sh->status);
+         q = ngx_queue_next(q))
+    {
+        slot = ngx_queue_data(q, ngx_http_agentid_status_slot_t, queue);
+
+        if (slot->status != st->id || slot->data == NULL) {
+            continue;
+        }
+
+        uri.data = slot->uri;
+        uri.len = slot->uri_len;
+
+        if (ngx_http_agentid_status_find(st, &uri) != NULL) {
+            continue;
+        }
+
+        /* copies the URI out of the zone into the cycle's pool */
+        if (ngx_http_agentid_status_known(st, &uri, NULL, ngx_cycle->pool,
+                                          &added)
+            == NULL)
+        {
+            break;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "agentid: status list \"%V\" taken from the zone",
+                      &uri);
+    }
+
+    ngx_shmtx_unlock(&fz->shpool->mutex);
+}
+
+
+/*
  * Runs from the worker's timer for one list.  When the list is due and no
  * other worker holds the lease, this worker takes it and fetches (or
  * reads) the list; otherwise, when the zone holds bytes this worker has
  * not judged with its current keys, it parses them.  Both in the thread
- * pool; one task per list at a time.
+ * pool; one task per list at a time.  With now_here set (a worker that
+ * starts, before its first request) it only parses what the zone holds,
+ * and does so at once, in this thread: a list is one signature check and
+ * an inflate, and the worker serves nothing yet.
  */
 static void
 ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
-    ngx_http_agentid_status_src_t *src, ngx_log_t *log)
+    ngx_http_agentid_status_src_t *src, ngx_uint_t now_here, ngx_log_t *log)
 {
     u_char                          *data;
     time_t                           now;
@@ -511,7 +569,7 @@ ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
         src->confirmed = slot->fetched;
     }
 
-    if (now >= slot->next && slot->lease <= now) {
+    if (!now_here && now >= slot->next && slot->lease <= now) {
         /* this worker fetches the list for all of them */
         slot->lease = now + NGX_HTTP_AGENTID_STATUS_LEASE;
         fetch = 1;
@@ -556,6 +614,13 @@ ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
     task->event.handler = ngx_http_agentid_status_done;
     task->event.data = ctx;
     task->event.log = log;
+
+    if (now_here) {
+        src->busy = 1;
+        ngx_http_agentid_status_thread(ctx, log);
+        ngx_http_agentid_status_done(&task->event);
+        return;
+    }
 
     amcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                ngx_http_agentid_module);
@@ -857,6 +922,62 @@ ngx_http_agentid_status_release(ngx_http_agentid_status_task_t *ctx)
 #endif
 
 
+/*
+ * A worker that starts, before its first request: the keys of URL trust
+ * sources and the status lists the zone already holds are taken now, not
+ * at the first timer tick, so that after "nginx -s reload" (or a worker
+ * respawn) the new worker accepts at once what the old ones accepted.  A
+ * fresh start has nothing in the zone yet: its lists come with the first
+ * fetch, and until then tokens that carry a status claim fail closed.
+ */
+void
+ngx_http_agentid_init_worker(ngx_http_agentid_main_conf_t *amcf,
+    ngx_log_t *log)
+{
+    ngx_uint_t                        i;
+    ngx_http_agentid_trust_t        **t;
+    ngx_http_agentid_status_t       **st;
+#if (NGX_THREADS)
+    ngx_uint_t                        j;
+    ngx_http_agentid_fetch_t         *fz;
+    ngx_http_agentid_status_src_t   **src;
+#endif
+
+    t = amcf->trusts.elts;
+    for (i = 0; i < amcf->trusts.nelts; i++) {
+        if (t[i]->urls != NULL) {
+            ngx_http_agentid_trust_refresh(t[i], log);
+        }
+    }
+
+    st = amcf->statuses.elts;
+    for (i = 0; i < amcf->statuses.nelts; i++) {
+        if (st[i]->trust != NULL) {
+            ngx_http_agentid_trust_refresh(st[i]->trust, log);
+        }
+
+        if (ngx_http_agentid_status_keys(st[i], log) != NGX_OK) {
+            continue;
+        }
+
+#if (NGX_THREADS)
+        if (amcf->fetch_zone == NULL) {
+            continue;
+        }
+
+        fz = amcf->fetch_zone->data;
+
+        ngx_http_agentid_status_adopt(fz, st[i], log);
+
+        src = st[i]->known->elts;
+        for (j = 0; j < st[i]->known->nelts; j++) {
+            ngx_http_agentid_status_schedule(fz, src[j], 1, log);
+        }
+#endif
+    }
+}
+
+
 void
 ngx_http_agentid_tick(ngx_event_t *ev)
 {
@@ -907,9 +1028,11 @@ ngx_http_agentid_tick(ngx_event_t *ev)
 
         fz = amcf->fetch_zone->data;
 
+        ngx_http_agentid_status_adopt(fz, st[i], ev->log);
+
         src = st[i]->known->elts;
         for (j = 0; j < st[i]->known->nelts; j++) {
-            ngx_http_agentid_status_schedule(fz, src[j], ev->log);
+            ngx_http_agentid_status_schedule(fz, src[j], 0, ev->log);
         }
 #endif
     }

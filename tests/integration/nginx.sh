@@ -643,9 +643,10 @@ TOK_H5=$(access "{$BASE,\"sub\":\"$ORCH\",\"scope\":\"read\",\"status\":{\"statu
 hreq() {
 	req "$PORT6" /revoc/ -H "Authorization: Bearer $1"
 }
-# Every worker must learn the list from a token (each logs that it will be fetched).
+# Every worker must know the list: from a token (it logs that the list will be fetched) or
+# from the zone, where another worker put it (it logs that it took it from there).
 hl_workers() {
-	grep -F "status list \"$HL_URI\" will be fetched" "$NGX/logs/error.log" |
+	grep -E "status list \"$HL_URI\" (will be fetched|taken from the zone)" "$NGX/logs/error.log" |
 	    sed -E 's/^.*\] ([0-9]+)#.*$/\1/' | sort -u | wc -l | tr -d ' '
 }
 i=0
@@ -774,12 +775,39 @@ check 200 /any/ "$TOK_NEW" "a broken bundle file keeps the previous keys (stale-
 assert_grep "bundle .*issuer.json.* rejected" "$NGX/logs/error.log" "broken bundle logged"
 
 # ---------------------------------------------------------------- reload under traffic
+# Half the requests carry a status claim naming the shared HTTP list, which the workers
+# learned from tokens, not from the configuration: a new worker must take it from the
+# zone before its first request instead of refusing such tokens until a tick.
+# The zone must hold the list signed by the new key before the reload: the workers' last good
+# list (of the removed key) would let them accept the token, but no new worker could adopt it.
 "$AGENTID" bundle --trust-domain issuer.test --use jwt-svid "$TMP/issuer2.key" >"$TMP/issuer.json"
+n0=$(grep -c "status list \"$HL_URI\" updated" "$NGX/logs/error.log")
+"$AGENTID" status-list make --key "$TMP/issuer2.key" --uri "$HL_URI" --size 64 --ttl 1 \
+    --out "$TMP/list2.new" >/dev/null && mv "$TMP/list2.new" "$TMP/www/status/list2.jwt" ||
+	fail "agentid status-list make (issuer2)"
+i=0
+while [ "$(grep -c "status list \"$HL_URI\" updated" "$NGX/logs/error.log")" -le "$n0" ] &&
+	[ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+TOK_NEW_S=$("$AGENTID" dev sign --key "$TMP/issuer2.key" --typ at+jwt --claims-json \
+    "{$BASE,\"sub\":\"$ORCH\",\"scope\":\"read\",\"status\":{\"status_list\":{\"idx\":5,\"uri\":\"$HL_URI\"}}}")
+ok=0
+i=0
+while [ $ok -lt 12 ] && [ $i -lt 200 ]; do
+	hreq "$TOK_NEW_S"
+	if [ "$CODE" = 200 ]; then ok=$((ok + 1)); else ok=0; sleep 0.1; fi
+	i=$((i + 1))
+done
+assert_eq "$ok" 12 "before the reload every worker accepts the status-list token of the new key"
 (
 	i=0
-	while [ $i -lt 200 ]; do
-		curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $TOK_NEW" \
+	while [ $i -lt 150 ]; do
+		curl -s -o /dev/null -w '%{http_code} any\n' -H "Authorization: Bearer $TOK_NEW" \
 		    "http://127.0.0.1:$PORT/any/"
+		curl -s -o /dev/null -w '%{http_code} status\n' -H "Authorization: Bearer $TOK_NEW_S" \
+		    "http://127.0.0.1:$PORT6/revoc/"
 		i=$((i + 1))
 	done
 ) >"$TMP/codes" &
@@ -787,7 +815,11 @@ LOAD=$!
 sleep 0.2
 env $NGX_ENV "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" -s reload
 wait $LOAD
-assert_no_grep '^(000|5..|401)$' "$TMP/codes" "nginx -s reload under traffic: no failed request"
+assert_no_grep '^(000|5..|401) any$' "$TMP/codes" "nginx -s reload under traffic: no failed request"
+assert_no_grep '^(000|5..|401) status$' "$TMP/codes" \
+    "nginx -s reload under traffic: tokens with a status claim never refused by a new worker"
+assert_grep 'status list "http://[^"]*" taken from the zone' "$NGX/logs/error.log" \
+    "new workers take the learned status list from the zone"
 check 200 /any/ "$TOK_NEW" "allowed after reload"
 
 # ---------------------------------------------------------------- configuration errors (nginx -t)
