@@ -82,5 +82,4 @@ agentid_ref_put(agentid_refcnt *r)
 	return atomic_fetch_sub_explicit(r, 1, memory_order_acq_rel) == 1;
 }
 
-
 #endif

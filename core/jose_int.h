@@ -27,7 +27,7 @@ struct agentid_key {
 	agentid_refcnt ref;
 	EVP_PKEY *pkey;
 	X509 *cert;
-	STACK_OF(X509) * chain;
+	STACK_OF(X509) *chain;
 	char *kid;
 	char *use;
 	enum agentid_alg alg;
