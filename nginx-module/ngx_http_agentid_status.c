@@ -923,16 +923,17 @@ ngx_http_agentid_status_release(ngx_http_agentid_status_task_t *ctx)
 
 
 /*
- * A worker that starts, before its first request: the keys of URL trust
- * sources and the status lists the zone already holds are taken now, not
- * at the first timer tick, so that after "nginx -s reload" (or a worker
- * respawn) the new worker accepts at once what the old ones accepted.  A
- * fresh start has nothing in the zone yet: its lists come with the first
- * fetch, and until then tokens that carry a status claim fail closed.
+ * The keys of URL trust sources and the status lists of every status
+ * state: from the timer, and once when a worker starts (starting set),
+ * before its first request, so that after "nginx -s reload" (or a worker
+ * respawn) the new worker accepts at once what the old ones accepted: it
+ * parses the lists the zone holds there and then (see schedule).  A fresh
+ * start has nothing in the zone yet: its lists come with the first fetch,
+ * and until then tokens that carry a status claim fail closed.
  */
-void
-ngx_http_agentid_init_worker(ngx_http_agentid_main_conf_t *amcf,
-    ngx_log_t *log)
+static void
+ngx_http_agentid_refresh(ngx_http_agentid_main_conf_t *amcf,
+    ngx_uint_t starting, ngx_log_t *log)
 {
     ngx_uint_t                        i;
     ngx_http_agentid_trust_t        **t;
@@ -943,6 +944,7 @@ ngx_http_agentid_init_worker(ngx_http_agentid_main_conf_t *amcf,
     ngx_http_agentid_status_src_t   **src;
 #endif
 
+    /* idle workers pick up new keys too, not only at the next request */
     t = amcf->trusts.elts;
     for (i = 0; i < amcf->trusts.nelts; i++) {
         if (t[i]->urls != NULL) {
@@ -971,10 +973,18 @@ ngx_http_agentid_init_worker(ngx_http_agentid_main_conf_t *amcf,
 
         src = st[i]->known->elts;
         for (j = 0; j < st[i]->known->nelts; j++) {
-            ngx_http_agentid_status_schedule(fz, src[j], 1, log);
+            ngx_http_agentid_status_schedule(fz, src[j], starting, log);
         }
 #endif
     }
+}
+
+
+void
+ngx_http_agentid_init_worker(ngx_http_agentid_main_conf_t *amcf,
+    ngx_log_t *log)
+{
+    ngx_http_agentid_refresh(amcf, 1, log);
 }
 
 
@@ -986,12 +996,8 @@ ngx_http_agentid_tick(ngx_event_t *ev)
     ngx_uint_t                        i;
     ngx_http_agentid_url_t          **u;
     ngx_http_agentid_audit_t        **au;
-    ngx_http_agentid_trust_t        **t;
-    ngx_http_agentid_status_t       **st;
 #if (NGX_THREADS)
-    ngx_uint_t                        j;
     ngx_http_agentid_fetch_t         *fz;
-    ngx_http_agentid_status_src_t   **src;
 #endif
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
@@ -1003,39 +1009,7 @@ ngx_http_agentid_tick(ngx_event_t *ev)
         ngx_http_agentid_url_schedule(u[i], ev->log);
     }
 
-    /* idle workers pick up new keys too, not only at the next request */
-    t = amcf->trusts.elts;
-    for (i = 0; i < amcf->trusts.nelts; i++) {
-        if (t[i]->urls != NULL) {
-            ngx_http_agentid_trust_refresh(t[i], ev->log);
-        }
-    }
-
-    st = amcf->statuses.elts;
-    for (i = 0; i < amcf->statuses.nelts; i++) {
-        if (st[i]->trust != NULL) {
-            ngx_http_agentid_trust_refresh(st[i]->trust, ev->log);
-        }
-
-        if (ngx_http_agentid_status_keys(st[i], ev->log) != NGX_OK) {
-            continue;
-        }
-
-#if (NGX_THREADS)
-        if (amcf->fetch_zone == NULL) {
-            continue;
-        }
-
-        fz = amcf->fetch_zone->data;
-
-        ngx_http_agentid_status_adopt(fz, st[i], ev->log);
-
-        src = st[i]->known->elts;
-        for (j = 0; j < st[i]->known->nelts; j++) {
-            ngx_http_agentid_status_schedule(fz, src[j], 0, ev->log);
-        }
-#endif
-    }
+    ngx_http_agentid_refresh(amcf, 0, ev->log);
 
 #if (NGX_THREADS)
     if (ngx_worker == 0 && amcf->statuses.nelts && amcf->fetch_zone != NULL) {
