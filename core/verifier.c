@@ -474,6 +474,33 @@ check_policy(struct agentid_vctx *c, struct agentid_error *err)
 	return 0;
 }
 
+/* The reasons for which agentid_verify_ex hands out the refused token. */
+static int
+refused_reason(enum agentid_reason reason)
+{
+	return reason == AGENTID_R_AGENT_NOT_ALLOWED || reason == AGENTID_R_SUBJECT_NOT_ALLOWED
+	    || reason == AGENTID_R_INSUFFICIENT_SCOPE || reason == AGENTID_R_CLAIM_MISMATCH;
+}
+
+/*
+ * A token refused before its scopes were looked at (check_policy) gets them
+ * now, so that a refused token, like a verified one, always has a scope set.
+ */
+static int
+refused_scopes(struct agentid_vctx *c)
+{
+	struct agentid_error e;
+	const char *s = NULL;
+	size_t len = 0;
+
+	if (c->scopes != NULL)
+		return 0;
+	if (agentid_claim_string(c->claims, "scope", &s, &len, &e) == 0 && s != NULL
+	    && agentid_scopes_parse(s, len, &c->scopes, &e) == 0)
+		return 0;
+	return agentid_scopes_new(&c->scopes);
+}
+
 static int
 make_token(struct agentid_vctx *c, struct agentid_token **out)
 {
@@ -511,17 +538,22 @@ make_token(struct agentid_vctx *c, struct agentid_token **out)
 }
 
 AGENTID_EXPORT int
-agentid_verify_with_trust(const struct agentid_verifier *v, const struct agentid_trust *trust,
+agentid_verify_ex(const struct agentid_verifier *v, const struct agentid_trust *trust,
     const char *token, size_t len, time_t now, struct agentid_token **out,
-    struct agentid_error *err)
+    struct agentid_token **refused, struct agentid_error *err)
 {
 	struct agentid_token *t = NULL;
+	struct agentid_error local;
 	struct agentid_vctx c;
 	char b1[80], b2[80], b3[80];
 	int r;
 
 	if (out != NULL)
 		*out = NULL;
+	if (refused != NULL)
+		*refused = NULL;
+	if (err == NULL)
+		err = &local; /* the reason decides whether a refused token is returned */
 	agentid_error_clear(err);
 	if (v == NULL || token == NULL) {
 		agentid_error_set(err, AGENTID_R_INTERNAL, "no verifier or no token");
@@ -550,10 +582,22 @@ agentid_verify_with_trust(const struct agentid_verifier *v, const struct agentid
 	    || (r = agentid_claims_check_aud(&c, err)) != 0
 	    || (r = agentid_claims_check_typ(&c, err)) != 0
 	    || (r = agentid_claims_check_required(&c, err)) != 0
-	    || (r = check_profile(&c, err)) != 0 || (r = check_policy(&c, err)) != 0
-	    || (r = agentid_claims_check_scopes(&c, err)) != 0
-	    || (r = agentid_claims_check_values(&c, err)) != 0)
+	    || (r = check_profile(&c, err)) != 0)
 		goto out;
+	/*
+	 * The token is authentic and in force; what follows are the rules of
+	 * authorization.  A caller that asks gets the token it refuses, to say
+	 * who was refused (an audit record); it is still a rejection.
+	 */
+	if ((r = check_policy(&c, err)) != 0 || (r = agentid_claims_check_scopes(&c, err)) != 0
+	    || (r = agentid_claims_check_values(&c, err)) != 0) {
+		if (refused != NULL && r == AGENTID_EREJECTED && refused_reason(err->reason)
+		    && refused_scopes(&c) == 0 && make_token(&c, &t) == 0) {
+			*refused = t;
+			t = NULL;
+		}
+		goto out;
+	}
 	if (out != NULL && (r = make_token(&c, &t)) != 0)
 		goto out;
 	/* The arguments cost more than the check: prepared only for a sink that wants them. */
@@ -583,8 +627,16 @@ out:
 }
 
 AGENTID_EXPORT int
+agentid_verify_with_trust(const struct agentid_verifier *v, const struct agentid_trust *trust,
+    const char *token, size_t len, time_t now, struct agentid_token **out,
+    struct agentid_error *err)
+{
+	return agentid_verify_ex(v, trust, token, len, now, out, NULL, err);
+}
+
+AGENTID_EXPORT int
 agentid_verify(const struct agentid_verifier *v, const char *token, size_t len, time_t now,
     struct agentid_token **out, struct agentid_error *err)
 {
-	return agentid_verify_with_trust(v, NULL, token, len, now, out, err);
+	return agentid_verify_ex(v, NULL, token, len, now, out, NULL, err);
 }

@@ -171,6 +171,19 @@ int agentid_verify(const struct agentid_verifier *v, const char *token, size_t l
 int agentid_verify_with_trust(const struct agentid_verifier *v, const struct agentid_trust *trust,
     const char *token, size_t len, time_t now, struct agentid_token **out,
     struct agentid_error *err);
+/*
+ * The same again (trust may be NULL), and when the token is authentic and in
+ * force but a rule of authorization refuses it (allow_agents,
+ * allow_subjects, required_scopes, claim values: AGENT_NOT_ALLOWED,
+ * SUBJECT_NOT_ALLOWED, INSUFFICIENT_SCOPE, CLAIM_MISMATCH), the call still
+ * returns AGENTID_EREJECTED with that reason and sets *refused (when
+ * refused is not NULL) to the token, so that the caller can record who was
+ * refused; the caller frees it with agentid_token_free.  In every other
+ * case *refused is NULL; *out and *refused are never both set.
+ */
+int agentid_verify_ex(const struct agentid_verifier *v, const struct agentid_trust *trust,
+    const char *token, size_t len, time_t now, struct agentid_token **out,
+    struct agentid_token **refused, struct agentid_error *err);
 
 /* ---- verified tokens ---- */
 

@@ -924,6 +924,133 @@ test_claim_values(void)
 	agentid_verifier_free(v);
 }
 
+/*
+ * agentid_verify_ex hands out a token that authorization refused (and only
+ * such a token), with its identity, so that a caller can record who was
+ * refused; a token that is not authentic or not in force never comes back.
+ */
+static void
+expect_refused(const struct agentid_verifier *v, json_t *claims, const char *reason,
+    int want_refused, struct agentid_token **keep)
+{
+	struct agentid_token *out = NULL, *ref = NULL;
+	struct agentid_error err;
+	char *tok = ACCESS_TOK(claims);
+	int r;
+
+	agentid_error_clear(&err);
+	r = agentid_verify_ex(v, NULL, tok, strlen(tok), NOW, &out, &ref, &err);
+	CU_ASSERT_STRING_EQUAL(r == 0 ? "ok" : agentid_reason_code(err.reason), reason);
+	if (r == 0) {
+		CU_ASSERT_PTR_NOT_NULL(out);
+		CU_ASSERT_PTR_NULL(ref);
+	} else {
+		CU_ASSERT_EQUAL(r, AGENTID_EREJECTED);
+		CU_ASSERT_PTR_NULL(out);
+		CU_ASSERT_EQUAL(ref != NULL, want_refused);
+	}
+	agentid_token_free(out);
+	out = NULL;
+	if (ref != NULL && keep != NULL && *keep == NULL) {
+		*keep = ref;
+		ref = NULL;
+	}
+	agentid_token_free(ref);
+	ref = NULL;
+	/* Without an error to fill, the same decision. */
+	CU_ASSERT_EQUAL(agentid_verify_ex(v, NULL, tok, strlen(tok), NOW, &out, &ref, NULL), r);
+	CU_ASSERT_EQUAL(ref != NULL, r != 0 && want_refused);
+	agentid_token_free(out);
+	agentid_token_free(ref);
+	free(tok);
+}
+
+static void
+test_refused(void)
+{
+	static const char *const agents[] = { ORCH };
+	static const char *const subjects[] = { "user:bob" };
+	static const char *const deploy[] = { "deploy" };
+	static const char *const names[] = { "task" };
+	static const char *const values[] = { "task-43" };
+	struct agentid_verifier_config cfg;
+	struct agentid_verifier *v;
+	struct agentid_token *t = NULL;
+
+	cfg_access(&cfg);
+	cfg.allow_agents = agents;
+	cfg.n_allow_agents = 1;
+	v = verifier(&cfg);
+	expect_refused(v, access_claims(), "agent_not_allowed", 1, &t);
+	/* The refused token says who: the acting agent, the chain, the task, its scopes. */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_STRING_EQUAL(agentid_token_agent(t), CHILD);
+	CU_ASSERT_STRING_EQUAL(agentid_token_sub(t), "user:alice");
+	CU_ASSERT_STRING_EQUAL(agentid_token_task(t), "task-42");
+	CU_ASSERT_STRING_EQUAL(agentid_token_jti(t), "jti-1");
+	CU_ASSERT_EQUAL(agentid_chain_len(agentid_token_chain(t)), 2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(agentid_token_scopes(t));
+	CU_ASSERT(agentid_scopes_has(agentid_token_scopes(t), "write", 5));
+	agentid_token_free(t);
+	t = NULL;
+	/* Not authentic or not in force: nothing is handed out. */
+	expect_refused(
+	    v, with(access_claims(), "exp", json_integer(NOW - 100)), "expired", 0, NULL);
+	expect_refused(v, with(access_claims(), "aud", json_string("spiffe://example.org/other")),
+	    "aud_mismatch", 0, NULL);
+	expect_refused(
+	    v, with(access_claims(), "act", json_string(CHILD)), "chain_invalid", 0, NULL);
+	agentid_verifier_free(v);
+
+	cfg_access(&cfg);
+	cfg.allow_subjects = subjects;
+	cfg.n_allow_subjects = 1;
+	v = verifier(&cfg);
+	expect_refused(v, access_claims(), "subject_not_allowed", 1, NULL);
+	agentid_verifier_free(v);
+
+	cfg_access(&cfg);
+	cfg.required_scopes = deploy;
+	cfg.n_required_scopes = 1;
+	v = verifier(&cfg);
+	expect_refused(v, access_claims(), "insufficient_scope", 1, NULL);
+	expect_refused(
+	    v, with(access_claims(), "scope", json_string("read deploy")), "ok", 0, NULL);
+	/* A malformed scope claim is a bad token, not a refusal. */
+	expect_refused(
+	    v, with(access_claims(), "scope", json_string("read  deploy")), "bad_claim", 0, NULL);
+	agentid_verifier_free(v);
+
+	cfg_access(&cfg);
+	cfg.claim_names = names;
+	cfg.claim_values = values;
+	cfg.n_claim_values = 1;
+	v = verifier(&cfg);
+	expect_refused(v, access_claims(), "claim_mismatch", 1, NULL);
+	agentid_verifier_free(v);
+
+	/* A bad signature is never a refusal. */
+	cfg_access(&cfg);
+	cfg.allow_agents = agents;
+	cfg.n_allow_agents = 1;
+	v = verifier(&cfg);
+	{
+		struct agentid_token *out = NULL, *ref = NULL;
+		struct agentid_error err;
+		char *tok = ACCESS_TOK(access_claims());
+		size_t n = strlen(tok);
+
+		tok[n - 2] = tok[n - 2] == 'A' ? 'B' : 'A';
+		CU_ASSERT_EQUAL(
+		    agentid_verify_ex(v, NULL, tok, n, NOW, &out, &ref, &err), AGENTID_EREJECTED);
+		CU_ASSERT_STRING_EQUAL(agentid_reason_code(err.reason), "bad_signature");
+		CU_ASSERT_PTR_NULL(out);
+		CU_ASSERT_PTR_NULL(ref);
+		free(tok);
+	}
+	agentid_verifier_free(v);
+}
+
 /* ---- sizes ---- */
 
 static void
@@ -1354,6 +1481,7 @@ main(void)
 		{ "agents_subjects", test_agents_subjects },
 		{ "scopes", test_scopes },
 		{ "claim_values", test_claim_values },
+		{ "refused", test_refused },
 		{ "sizes", test_sizes },
 		{ "with_trust", test_with_trust },
 		{ "config", test_config },
