@@ -325,6 +325,8 @@ typedef struct {
     unsigned                       cached:1;
     unsigned                       cache_status:2;
     unsigned                       dpop_recorded:1;
+    unsigned                       identified:1; /* field[] from an
+                                                    authentic token */
 } ngx_http_agentid_ctx_t;
 
 

@@ -557,6 +557,7 @@ ngx_http_agentid_authenticate(ngx_http_request_t *r,
 
         if (ngx_http_agentid_cache_get(r, ctx, key) == NGX_OK) {
             ctx->cached = 1;
+            ctx->identified = 1;
             ctx->cache_status = NGX_HTTP_AGENTID_CACHE_HIT;
         }
     }
@@ -772,11 +773,12 @@ ngx_http_agentid_verify(ngx_http_request_t *r,
     ngx_int_t                     rc;
     ngx_uint_t                    i;
     ngx_str_t                    *s;
-    struct agentid_token         *tok;
+    struct agentid_token         *tok, *refused;
     const struct agentid_trust   *trust;
     const struct agentid_scopes  *scopes;
 
     tok = NULL;
+    refused = NULL;
     trust = (alcf->trust != NULL) ? alcf->trust->trust : NULL;
 
     if (trust == NULL) {
@@ -784,11 +786,24 @@ ngx_http_agentid_verify(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    rv = agentid_verify_with_trust(alcf->verifier, trust,
-                                   (const char *) ctx->token.data,
-                                   ctx->token.len, ngx_time(), &tok, err);
+    rv = agentid_verify_ex(alcf->verifier, trust,
+                           (const char *) ctx->token.data, ctx->token.len,
+                           ngx_time(), &tok, &refused, err);
 
     if (rv == AGENTID_EREJECTED) {
+        /*
+         * An authentic token that a rule of this location refuses: who it
+         * was goes to the audit record (the variables stay empty).
+         */
+        if (refused != NULL) {
+            rc = ngx_http_agentid_fill(r, ctx, refused);
+            agentid_token_free(refused);
+
+            if (rc != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+
         return NGX_DECLINED;
     }
 
@@ -820,7 +835,13 @@ ngx_http_agentid_verify(ngx_http_request_t *r,
         }
 
         if (i == alcf->scopes_any->nelts) {
+            rc = ngx_http_agentid_fill(r, ctx, tok);
             agentid_token_free(tok);
+
+            if (rc != NGX_OK) {
+                return NGX_ERROR;
+            }
+
             agentid_error_set(err, AGENTID_R_INSUFFICIENT_SCOPE,
                               "none of the accepted scopes granted");
             return NGX_DECLINED;
@@ -986,6 +1007,7 @@ ngx_http_agentid_fill(ngx_http_request_t *r, ngx_http_agentid_ctx_t *ctx,
     }
 
     ctx->expires = (time_t) agentid_token_exp(tok);
+    ctx->identified = 1;
 
     return NGX_OK;
 }

@@ -1058,15 +1058,69 @@ ngx_http_agentid_audit_str(json_t *o, const char *name, ngx_str_t *s)
 }
 
 
+/*
+ * Who: the identity of an authentic token, in an allowed record and in a
+ * denied one when the token was authentic but refused (a scope or agent
+ * rule, a binding, its revocation).
+ */
+static ngx_int_t
+ngx_http_agentid_audit_identity(json_t *o, ngx_http_agentid_ctx_t *ctx)
+{
+    u_char     *p, *last, *q;
+    json_t     *chain, *hop;
+    ngx_str_t  *f;
+    ngx_int_t   rc;
+
+    f = ctx->field;
+    rc = NGX_OK;
+
+    rc |= ngx_http_agentid_audit_str(o, "agent", &f[NGX_HTTP_AGENTID_F_AGENT]);
+    rc |= ngx_http_agentid_audit_str(o, "subject",
+                                     &f[NGX_HTTP_AGENTID_F_SUBJECT]);
+    rc |= ngx_http_agentid_audit_str(o, "task", &f[NGX_HTTP_AGENTID_F_TASK]);
+    rc |= ngx_http_agentid_audit_str(o, "jti", &f[NGX_HTTP_AGENTID_F_JTI]);
+    rc |= ngx_http_agentid_audit_str(o, "iss", &f[NGX_HTTP_AGENTID_F_ISSUER]);
+    rc |= ngx_http_agentid_audit_str(o, "scope", &f[NGX_HTTP_AGENTID_F_SCOPE]);
+
+    if (f[NGX_HTTP_AGENTID_F_CHAIN].len == 0) {
+        return rc;
+    }
+
+    chain = json_array();
+    if (chain == NULL || json_object_set_new(o, "chain", chain) != 0) {
+        return NGX_ERROR;
+    }
+
+    p = f[NGX_HTTP_AGENTID_F_CHAIN].data;
+    last = p + f[NGX_HTTP_AGENTID_F_CHAIN].len;
+
+    while (p < last) {
+        q = ngx_strlchr(p, last, ',');
+        if (q == NULL) {
+            q = last;
+        }
+
+        hop = json_stringn((const char *) p, q - p);
+        if (hop == NULL || json_array_append_new(chain, hop) != 0) {
+            return NGX_ERROR;
+        }
+
+        p = q + 1;
+    }
+
+    return rc;
+}
+
+
 /* One access.allowed or access.denied record per decision. */
 void
 ngx_http_agentid_audit(ngx_http_request_t *r,
     ngx_http_agentid_loc_conf_t *alcf, ngx_http_agentid_ctx_t *ctx)
 {
-    u_char     *p, *last, *q;
+    u_char     *p;
     u_char      buf[2048];
-    json_t     *o, *chain, *hop;
-    ngx_str_t   s, *f;
+    json_t     *o;
+    ngx_str_t   s;
     ngx_int_t   rc;
 
     if (alcf->audit == NULL || alcf->audit->audit == NULL) {
@@ -1078,7 +1132,6 @@ ngx_http_agentid_audit(ngx_http_request_t *r,
         return;
     }
 
-    f = ctx->field;
     rc = NGX_OK;
 
     if (ctx->rc == NGX_OK) {
@@ -1086,44 +1139,7 @@ ngx_http_agentid_audit(ngx_http_request_t *r,
         rc |= ngx_http_agentid_audit_str(o, "event", &s);
         ngx_str_set(&s, "allow");
         rc |= ngx_http_agentid_audit_str(o, "decision", &s);
-        rc |= ngx_http_agentid_audit_str(o, "agent",
-                                         &f[NGX_HTTP_AGENTID_F_AGENT]);
-        rc |= ngx_http_agentid_audit_str(o, "subject",
-                                         &f[NGX_HTTP_AGENTID_F_SUBJECT]);
-        rc |= ngx_http_agentid_audit_str(o, "task",
-                                         &f[NGX_HTTP_AGENTID_F_TASK]);
-        rc |= ngx_http_agentid_audit_str(o, "jti",
-                                         &f[NGX_HTTP_AGENTID_F_JTI]);
-        rc |= ngx_http_agentid_audit_str(o, "iss",
-                                         &f[NGX_HTTP_AGENTID_F_ISSUER]);
-        rc |= ngx_http_agentid_audit_str(o, "scope",
-                                         &f[NGX_HTTP_AGENTID_F_SCOPE]);
-
-        if (f[NGX_HTTP_AGENTID_F_CHAIN].len) {
-            chain = json_array();
-            if (chain == NULL || json_object_set_new(o, "chain", chain) != 0) {
-                rc = NGX_ERROR;
-
-            } else {
-                p = f[NGX_HTTP_AGENTID_F_CHAIN].data;
-                last = p + f[NGX_HTTP_AGENTID_F_CHAIN].len;
-
-                while (p < last) {
-                    q = ngx_strlchr(p, last, ',');
-                    if (q == NULL) {
-                        q = last;
-                    }
-
-                    hop = json_stringn((const char *) p, q - p);
-                    if (hop == NULL || json_array_append_new(chain, hop) != 0) {
-                        rc = NGX_ERROR;
-                        break;
-                    }
-
-                    p = q + 1;
-                }
-            }
-        }
+        rc |= ngx_http_agentid_audit_identity(o, ctx);
 
     } else {
         ngx_str_set(&s, "access.denied");
@@ -1135,6 +1151,10 @@ ngx_http_agentid_audit(ngx_http_request_t *r,
             s.data = (u_char *) ctx->error;
             s.len = ngx_strlen(ctx->error);
             rc |= ngx_http_agentid_audit_str(o, "reason", &s);
+        }
+
+        if (ctx->identified) {
+            rc |= ngx_http_agentid_audit_identity(o, ctx);
         }
     }
 

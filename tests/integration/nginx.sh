@@ -866,6 +866,16 @@ assert_grep '"chain":\["'"$SUMM"'","'"$ORCH"'"\]' "$NGX/logs/audit.jsonl" \
     "audit: the record carries the whole chain"
 assert_grep '"event":"access.denied".*"reason":"expired"' "$NGX/logs/audit.jsonl" \
     "audit: access.denied record with the reason"
+# An authentic token refused by a rule or revoked: the denied record says who it was.
+assert_grep '"agent":"spiffe://[^"]*","chain":\[.*"event":"access.denied".*"reason":"insufficient_scope"' \
+    "$NGX/logs/audit.jsonl" "audit: a 403 (insufficient_scope) record names the agent and its chain"
+assert_grep '"agent":"[^"]*".*"event":"access.denied".*"reason":"agent_not_allowed"' \
+    "$NGX/logs/audit.jsonl" "audit: a 403 (agent_not_allowed) record names the refused agent"
+assert_grep '"event":"access.denied".*"jti":"[^"]*".*"reason":"revoked"' "$NGX/logs/audit.jsonl" \
+    "audit: a revoked token's record carries its jti"
+# A token that is not authentic, or not in force, identifies nobody.
+assert_no_grep '"agent":.*"reason":"(expired|bad_signature|malformed)"' "$NGX/logs/audit.jsonl" \
+    "audit: no identity in the record of an expired or forged token"
 assert_grep '"resource":"GET /proxy/"' "$NGX/logs/audit.jsonl" "audit: the request is recorded"
 assert_exit 0 "$AGENTID" audit verify --key "$TMP/audit.key" "$NGX/logs/audit.jsonl"
 
