@@ -566,8 +566,8 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	struct pa_opts o;
 	struct agentid_error err;
 	struct agentid_verifier *v = NULL;
-	struct agentid_token *t = NULL;
-	struct pa_ident *id = NULL;
+	struct agentid_token *t = NULL, *refused = NULL;
+	struct pa_ident *id = NULL, refused_id;
 	const char *user = NULL, *reason = NULL;
 	char *tok = NULL, detail[PA_DETAIL_MAX], unverified[512], safe_user[80];
 	size_t toklen = 0;
@@ -607,7 +607,9 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		goto out;
 	}
 	now = time(NULL);
-	if ((r = agentid_verify(v, tok, toklen, now, &t, &err)) != 0) {
+	if ((r = agentid_verify_ex(v, NULL, tok, toklen, now, &t, &refused, &err)) != 0) {
+		/* A token a rule refused (scope, agent, subject) names who in the audit record. */
+		t = refused;
 		ret = r == AGENTID_EREJECTED ? PAM_AUTH_ERR
 		    : r == AGENTID_ENOMEM    ? PAM_BUF_ERR
 		                             : PAM_SYSTEM_ERR;
@@ -662,8 +664,13 @@ out:
 		pam_syslog(pamh, LOG_NOTICE, "login denied: user=%s reason=%s%s%s%s", safe_user,
 		    reason != NULL ? reason : "?", detail[0] != '\0' ? ": " : "", detail,
 		    unverified);
+		/* Who was refused, when the token was authentic: verified, or refused by a rule. */
+		refused_id.user = (char *)user;
+		refused_id.token = t;
 		if (ret != PAM_INCOMPLETE)
-			(void)pa_audit_login(pamh, &o, 0, id, user, reason, detail);
+			(void)pa_audit_login(pamh, &o, 0,
+			    id != NULL ? id : (t != NULL ? &refused_id : NULL), user, reason,
+			    detail);
 		if (o.show_reason && reason != NULL && (flags & PAM_SILENT) == 0)
 			(void)pam_error(pamh, "agent token refused: %s", reason);
 		if (id != NULL && !o.no_export) {

@@ -1237,6 +1237,7 @@ test_account_revoked(void)
 struct audit_seen {
 	int allowed, denied;
 	char last_reason[64];
+	char agent_expired[128], agent_not_mapped[128]; /* "-": a record without agent */
 };
 
 static int
@@ -1253,9 +1254,17 @@ audit_cb(void *arg, const json_t *rec, const char *file, size_t line)
 	if (strcmp(ev, "login.allowed") == 0)
 		s->allowed++;
 	if (strcmp(ev, "login.denied") == 0) {
+		const char *agent = json_string_value(json_object_get(rec, "agent"));
+
 		s->denied++;
 		snprintf(
 		    s->last_reason, sizeof(s->last_reason), "%s", reason != NULL ? reason : "");
+		if (reason != NULL && strcmp(reason, "expired") == 0)
+			snprintf(s->agent_expired, sizeof(s->agent_expired), "%s",
+			    agent != NULL ? agent : "-");
+		if (reason != NULL && strcmp(reason, "not_mapped") == 0)
+			snprintf(s->agent_not_mapped, sizeof(s->agent_not_mapped), "%s",
+			    agent != NULL ? agent : "-");
 	}
 	return 0;
 }
@@ -1282,6 +1291,9 @@ test_audit(void)
 	CU_ASSERT_EQUAL(seen.allowed, 2);
 	CU_ASSERT_EQUAL(seen.denied, 2);
 	CU_ASSERT_STRING_EQUAL(seen.last_reason, "not_mapped");
+	/* An authentic token refused for this user names its agent; an expired one nobody. */
+	CU_ASSERT_STRING_EQUAL(seen.agent_not_mapped, AGENT);
+	CU_ASSERT_STRING_EQUAL(seen.agent_expired, "-");
 
 	/* The log cannot be written: the login is refused unless audit_fail_open. */
 	expect_refused(service("audit_bad", "audit=/nonexistent/dir/audit.log", NULL), USER1, tok,
