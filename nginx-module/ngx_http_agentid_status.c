@@ -47,7 +47,7 @@ static void ngx_http_agentid_status_adopt(ngx_http_agentid_fetch_t *fz,
     ngx_http_agentid_status_t *st, ngx_log_t *log);
 static void ngx_http_agentid_status_schedule(
     ngx_http_agentid_fetch_t *fz, ngx_http_agentid_status_src_t *src,
-    ngx_uint_t now_here, ngx_log_t *log);
+    ngx_uint_t starting, ngx_log_t *log);
 static void ngx_http_agentid_status_thread(void *data, ngx_log_t *log);
 static void ngx_http_agentid_status_done(ngx_event_t *ev);
 static void ngx_http_agentid_status_release(
@@ -468,9 +468,12 @@ ngx_http_agentid_status_adopt(ngx_http_agentid_fetch_t *fz,
     ngx_http_agentid_status_t *st, ngx_log_t *log)
 {
     ngx_str_t                        uri;
-    ngx_uint_t                       added;
+    ngx_uint_t                       added, i, n;
     ngx_queue_t                     *q;
+    ngx_http_agentid_status_src_t  **src;
     ngx_http_agentid_status_slot_t  *slot;
+
+    n = st->known->nelts;
 
     ngx_shmtx_lock(&fz->shpool->mutex);
 
@@ -498,13 +501,18 @@ ngx_http_agentid_status_adopt(ngx_http_agentid_fetch_t *fz,
         {
             break;
         }
-
-        ngx_log_error(NGX_LOG_INFO, log, 0,
-                      "agentid: status list \"%V\" taken from the zone",
-                      &uri);
     }
 
     ngx_shmtx_unlock(&fz->shpool->mutex);
+
+    /* logged once the other workers can have the zone again */
+
+    src = st->known->elts;
+    for (i = n; i < st->known->nelts; i++) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "agentid: status list \"%V\" taken from the zone",
+                      &src[i]->uri);
+    }
 }
 
 
@@ -513,14 +521,14 @@ ngx_http_agentid_status_adopt(ngx_http_agentid_fetch_t *fz,
  * other worker holds the lease, this worker takes it and fetches (or
  * reads) the list; otherwise, when the zone holds bytes this worker has
  * not judged with its current keys, it parses them.  Both in the thread
- * pool; one task per list at a time.  With now_here set (a worker that
+ * pool; one task per list at a time.  With starting set (a worker that
  * starts, before its first request) it only parses what the zone holds,
  * and does so at once, in this thread: a list is one signature check and
  * an inflate, and the worker serves nothing yet.
  */
 static void
 ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
-    ngx_http_agentid_status_src_t *src, ngx_uint_t now_here, ngx_log_t *log)
+    ngx_http_agentid_status_src_t *src, ngx_uint_t starting, ngx_log_t *log)
 {
     u_char                          *data;
     time_t                           now;
@@ -569,7 +577,7 @@ ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
         src->confirmed = slot->fetched;
     }
 
-    if (!now_here && now >= slot->next && slot->lease <= now) {
+    if (!starting && now >= slot->next && slot->lease <= now) {
         /* this worker fetches the list for all of them */
         slot->lease = now + NGX_HTTP_AGENTID_STATUS_LEASE;
         fetch = 1;
@@ -615,7 +623,7 @@ ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
     task->event.data = ctx;
     task->event.log = log;
 
-    if (now_here) {
+    if (starting) {
         src->busy = 1;
         ngx_http_agentid_status_thread(ctx, log);
         ngx_http_agentid_status_done(&task->event);
