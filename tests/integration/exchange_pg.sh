@@ -140,23 +140,37 @@ if command -v psql >/dev/null 2>&1; then
 	RP=$(jget rp .access_token)
 	RP_JTI=$(claims "$RP" | jq -r .jti)
 
-	mkfifo "$TMP/psql.in"
-	$PSQL <"$TMP/psql.in" >"$TMP/psql.out" 2>&1 &
-	PSQL_PID=$!
-	on_exit "kill $PSQL_PID 2>/dev/null"
-	exec 7>"$TMP/psql.in"
+	# psql_session: a psql that reads its commands from fd 7 and writes psql.out.
+	psql_session() {
+		rm -f "$TMP/psql.in" "$TMP/psql.out"
+		mkfifo "$TMP/psql.in"
+		$PSQL <"$TMP/psql.in" >"$TMP/psql.out" 2>&1 &
+		PSQL_PID=$!
+		on_exit "kill $PSQL_PID 2>/dev/null"
+		exec 7>"$TMP/psql.in"
+	}
+	# race_child TAG PARENT: node B's child exchange of PARENT, in the background (CH_PID);
+	# its status lands in race_child.code.
+	race_child() {
+		rm -f "$TMP/race_child.code"
+		XC_DIR=$TMP/b
+		XC_PORT=$PORT_B
+		(xc_post "$1" /token orchestrator -d grant_type=$TE --data-urlencode "subject_token=$2" \
+		    -d subject_token_type=$TT_AT --data-urlencode "actor_token=$SUBJ" \
+		    -d actor_token_type=$TT_JWT -d scope=read
+		    echo "$XC_CODE" >"$TMP/race_child.code") &
+		CH_PID=$!
+	}
+	# child_answered_or_waits N: the child exchange answered, or N sessions wait for a lock.
+	child_answered_or_waits() {
+		[ -s "$TMP/race_child.code" ] || lock_waiters "$1"
+	}
+	psql_session
 	printf "BEGIN;\nSELECT 'locked' FROM tokens WHERE jti = '%s' FOR SHARE;\n" "$RP_JTI" >&7
 	wait_for() { # wait_for DESC COMMAND...: up to 20 s
-		desc=$1
+		w_desc=$1
 		shift
-		i=0
-		while [ $i -lt 200 ]; do
-			"$@" && return 0
-			sleep 0.1
-			i=$((i + 1))
-		done
-		fail "timed out waiting: $desc"
-		return 1
+		wait_until 200 "$@" || { fail "timed out waiting: $w_desc"; return 1; }
 	}
 	lock_waiters() {
 		[ "$($PSQL -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'" 2>/dev/null)" -ge "$1" ]
@@ -166,16 +180,9 @@ if command -v psql >/dev/null 2>&1; then
 	RV_PID=$!
 	wait_for "the revocation on node A waits for the row lock" lock_waiters 1 &&
 	    pass "node A's revocation is under way and waits for the parent's row"
-	XC_DIR=$TMP/b
-	XC_PORT=$PORT_B
-	(xc_post race_child /token orchestrator -d grant_type=$TE --data-urlencode "subject_token=$RP" \
-	    -d subject_token_type=$TT_AT --data-urlencode "actor_token=$SUBJ" \
-	    -d actor_token_type=$TT_JWT -d scope=read
-	    echo "$XC_CODE" >"$TMP/race_child.code") &
-	CH_PID=$!
+	race_child race_child "$RP"
 	# Node B either answers now or its insert waits behind the revocation.
-	wait_for "node B's child exchange answers or waits for a lock" \
-	    sh -c "[ -s '$TMP/race_child.code' ] || { $PSQL -c \"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'\" | grep -qx '[2-9]'; }"
+	wait_for "node B's child exchange answers or waits for a lock" child_answered_or_waits 2
 	printf 'COMMIT;\n' >&7
 	exec 7>&-
 	wait "$RV_PID" "$CH_PID"
@@ -219,22 +226,12 @@ console.log(process.argv.slice(2).map(Number).map(i=>(b[i>>3]>>(i&7))&1).join(""
 	expect_ok rp2 "node A issues a second parent"
 	RP2=$(jget rp2 .access_token)
 	RP2_JTI=$(claims "$RP2" | jq -r .jti)
-	rm -f "$TMP/psql.in" "$TMP/psql.out" "$TMP/race_child.code"
-	mkfifo "$TMP/psql.in"
-	$PSQL <"$TMP/psql.in" >"$TMP/psql.out" 2>&1 &
-	PSQL_PID=$!
-	exec 7>"$TMP/psql.in"
+	psql_session
 	printf "BEGIN;\nUPDATE tokens SET revoked = 1 WHERE jti = '%s';\nSELECT 'locked';\n" "$RP2_JTI" >&7
 	wait_for "psql revokes the parent (uncommitted)" grep -q '^locked$' "$TMP/psql.out"
-	XC_DIR=$TMP/b
-	XC_PORT=$PORT_B
-	(xc_post race_child2 /token orchestrator -d grant_type=$TE --data-urlencode "subject_token=$RP2" \
-	    -d subject_token_type=$TT_AT --data-urlencode "actor_token=$SUBJ" \
-	    -d actor_token_type=$TT_JWT -d scope=read
-	    echo "$XC_CODE" >"$TMP/race_child.code") &
-	CH_PID=$!
+	race_child race_child2 "$RP2"
 	wait_for "node B's child exchange answers or waits for the parent's row" \
-	    sh -c "[ -s '$TMP/race_child.code' ] || { $PSQL -c \"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'\" | grep -qx '[1-9]'; }"
+	    child_answered_or_waits 1
 	printf 'COMMIT;\n' >&7
 	exec 7>&-
 	wait "$CH_PID"

@@ -181,25 +181,18 @@ expect_oauth e1 400 invalid_grant "a JWT-SVID of the trust domain whose endpoint
 
 # ---- rotation: the files on the key server now hold key B
 publish ca2 idp2.jwks
-i=0
-while [ $i -lt 150 ]; do
-	exchange b2 "$SVID_B"
-	[ "$XC_CODE" = 200 ] && break
-	sleep 0.2
-	i=$((i + 1))
-done
+# granted TAG TOKEN: one exchange, which succeeds when the token is accepted
+granted() {
+	exchange "$1" "$2"
+	[ "$XC_CODE" = 200 ]
+}
+wait_until 300 granted b2 "$SVID_B"
 expect_ok b2 "after the rotation, the refresh brings key B: its JWT-SVID is accepted"
 exchange a2 "$SVID_A"
 expect_oauth a2 400 invalid_grant "after the rotation, a JWT-SVID of key A is refused"
 assertion a2c "$SVID_A"
 expect_oauth a2c 401 invalid_client "after the rotation, a client assertion of key A verified before is refused"
-i=0
-while [ $i -lt 150 ]; do
-	exchange ub2 "$USER_B"
-	[ "$XC_CODE" = 200 ] && break
-	sleep 0.2
-	i=$((i + 1))
-done
+wait_until 300 granted ub2 "$USER_B"
 expect_ok ub2 "after the rotation, an IdP token of key B is accepted"
 exchange ua2 "$USER_A"
 expect_oauth ua2 400 invalid_grant "after the rotation, an IdP token of key A is refused"
@@ -209,13 +202,11 @@ assert_grep "new keys from bundle_url/jwks_url in use" "$TMP/node.log" "the log 
 F0=$(metric 'agentid_exchange_remote_keys_failures_total{kind="bundle",name="example.org"}')
 kill "$WEB_PID"
 wait "$WEB_PID" 2>/dev/null
-i=0
-while [ $i -lt 150 ]; do
+more_failures() {
 	f=$(metric 'agentid_exchange_remote_keys_failures_total{kind="bundle",name="example.org"}')
-	[ "${f:-0}" -gt "$F0" ] && break
-	sleep 0.2
-	i=$((i + 1))
-done
+	[ "${f:-0}" -gt "$F0" ]
+}
+wait_until 300 more_failures
 [ "${f:-0}" -gt "$F0" ] && pass "/metrics counts the failed refreshes of the bundle endpoint" ||
     fail "failures with the endpoint down: $f (before: $F0)"
 a=$(metric 'agentid_exchange_remote_keys_age_seconds{kind="bundle",name="example.org"}')
@@ -234,11 +225,7 @@ assert_eq "$XC_CODE" 200 "the server keeps serving with the endpoint down"
 
 # ---- the key server is back: the next refresh succeeds again
 web_start "$WPORT" || fail "the key server restarts on port $WPORT"
-i=0
-while [ $i -lt 150 ] && ! grep -q 'bundle example.org: fetched again after' "$TMP/node.log"; do
-	sleep 0.2
-	i=$((i + 1))
-done
+wait_until 300 grep -q 'bundle example.org: fetched again after' "$TMP/node.log"
 assert_grep "bundle example.org: fetched again after [0-9]+ failure" "$TMP/node.log" \
     "the log says when the endpoint answers again"
 exchange b4 "$SVID_B"

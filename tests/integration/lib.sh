@@ -139,6 +139,39 @@ assert_one_line() {
 	return 1
 }
 
+# wait_until TENTHS COMMAND...: runs COMMAND (its output discarded) every tenth of a second
+# until it succeeds, at most TENTHS times; fails when it never did.
+wait_until() {
+	w_n=$1
+	shift
+	while :; do
+		"$@" >/dev/null 2>&1 && return 0
+		w_n=$((w_n - 1))
+		[ "$w_n" -gt 0 ] || return 1
+		sleep 0.1
+	done
+}
+
+# ngx_conf_head PREFIX WORKERS CONNECTIONS: prints the top of a test nginx.conf, up to and
+# including "http {": $MODULE loaded, the error log (info), the pid file and every temporary
+# path under PREFIX, and "user root" when run as root.  The caller writes the rest.
+ngx_conf_head() {
+	cat <<EOF
+load_module $MODULE;
+$([ "$(id -u)" -eq 0 ] && echo "user root;")
+worker_processes $2;
+error_log $1/logs/error.log info;
+pid $1/nginx.pid;
+events { worker_connections $3; }
+http {
+    client_body_temp_path $1/tmp/body;
+    proxy_temp_path $1/tmp/proxy;
+    fastcgi_temp_path $1/tmp/fastcgi;
+    uwsgi_temp_path $1/tmp/uwsgi;
+    scgi_temp_path $1/tmp/scgi;
+EOF
+}
+
 finish() {
 	echo "$T_PASS passed, $T_FAIL failed"
 	if [ "$T_FAIL" -eq 0 ]; then

@@ -169,23 +169,11 @@ X5T=$(openssl x509 -in "$TMP/client.pem" -outform DER | openssl dgst -sha256 -bi
 TOK_CERT=$(access "{$BASE,\"sub\":\"$ORCH\",\"scope\":\"read\",\"cnf\":{\"x5t#S256\":\"$X5T\"}}")
 
 # ---------------------------------------------------------------- nginx
-USER_LINE=
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
 
 write_conf() {
-	cat >"$NGX/nginx.conf" <<EOF
-load_module $MODULE;
-$USER_LINE
-worker_processes $WORKERS;
-error_log $NGX/logs/error.log info;
-pid $NGX/nginx.pid;
-events { worker_connections 256; }
-http {
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
+	{
+		ngx_conf_head "$NGX" $WORKERS 256
+		cat <<EOF
     log_format agentid '\$status \$request_uri agent=\$agentid_agent sub=\$agentid_subject '
                        'error=\$agentid_error depth=\$agentid_depth task=\$agentid_task '
                        'client=\$agentid_claim_client_id';
@@ -333,6 +321,7 @@ http {
     }
 }
 EOF
+	} >"$NGX/nginx.conf"
 }
 
 start_nginx() {
@@ -373,6 +362,20 @@ req() {
 	shift 2
 	CODE=$(curl -s -o "$TMP/b" -D "$TMP/h" -w '%{http_code}' "$@" \
 	    "http://127.0.0.1:$r_port$r_path")
+}
+
+# answers N WANT COMMAND...: runs COMMAND (a request that sets CODE) N times; ok is the
+# number of answers WANT.
+answers() {
+	a_n=$1
+	a_want=$2
+	shift 2
+	ok=0
+	while [ "$a_n" -gt 0 ]; do
+		"$@"
+		[ "$CODE" = "$a_want" ] && ok=$((ok + 1))
+		a_n=$((a_n - 1))
+	done
 }
 
 # check WANT PATH TOKEN DESC: a request with "Authorization: Bearer TOKEN".
@@ -608,11 +611,7 @@ www 'error_description="status_unavailable"' "unknown list reason status_unavail
 check 200 /revoc/open/ "$TOK_SU" "agentid_status_fail open: unavailable list allowed"
 make_list --revoke 3
 sleep 2.5
-ok=0
-for i in 1 2 3 4 5 6; do
-	req "$PORT" /revoc/ -H "Authorization: Bearer $TOK_S3"
-	[ "$CODE" = 401 ] && ok=$((ok + 1))
-done
+answers 6 401 req "$PORT" /revoc/ -H "Authorization: Bearer $TOK_S3"
 assert_eq "$ok" 6 "revoked entry refused by every worker after the refresh (cached token too)"
 www 'error_description="revoked"' "revocation reason revoked"
 check 200 /revoc/ "$TOK_S5" "status list: entry 5 still allowed after 3 was revoked"
@@ -656,11 +655,7 @@ while [ "$(hl_workers)" -lt "$WORKERS" ] && [ $i -lt 300 ]; do
 done
 assert_eq "$(hl_workers)" "$WORKERS" "every worker knows the HTTP status list"
 sleep 2
-ok=0
-for i in 1 2 3 4 5 6 7 8; do
-	hreq "$TOK_H3"
-	[ "$CODE" = 200 ] && ok=$((ok + 1))
-done
+answers 8 200 hreq "$TOK_H3"
 assert_eq "$ok" 8 "HTTP status list: every worker has it (valid entry allowed)"
 n0=$(wc -l <"$NGX/logs/lists.log")
 sleep 6
@@ -677,11 +672,7 @@ assert_grep '^304 /status/list2.jwt inm=[^-]' "$NGX/logs/lists.log" \
     "an unchanged list is confirmed with If-None-Match (304)"
 make_hlist --revoke 3
 sleep 2.5
-ok=0
-for i in 1 2 3 4 5 6 7 8; do
-	hreq "$TOK_H3"
-	[ "$CODE" = 401 ] && ok=$((ok + 1))
-done
+answers 8 401 hreq "$TOK_H3"
 assert_eq "$ok" 8 "shared HTTP list: the revocation reaches every worker after the refresh"
 www 'error_description="revoked"' "shared HTTP list: reason revoked"
 hreq "$TOK_H5"
@@ -720,11 +711,7 @@ until_code() {
 	return 1
 }
 until_code 5 "$PORT5" /any/ "$TOK_URL1" 200
-ok=0
-for i in 1 2 3 4 5 6; do
-	req "$PORT5" /any/ -H "Authorization: Bearer $TOK_URL1"
-	[ "$CODE" = 200 ] && ok=$((ok + 1))
-done
+answers 6 200 req "$PORT5" /any/ -H "Authorization: Bearer $TOK_URL1"
 assert_eq "$ok" 6 "agentid_jwks_url: keys fetched off the request path reach every worker"
 req "$PORT5" /bundle/ -H "Authorization: Bearer $TOK_SVID"
 assert_eq "$CODE" 200 "agentid_bundle_url: a SPIFFE bundle fetched from a URL verifies a JWT-SVID"
@@ -745,11 +732,7 @@ rm -f "$TMP/www/keys/jwks.json"
 sleep 5
 req "$PORT5" /any/ -H "Authorization: Bearer $TOK_URL1"
 sleep 2.5
-ok=0
-for i in 1 2 3 4 5 6; do
-	req "$PORT5" /any/ -H "Authorization: Bearer $TOK_URL2"
-	[ "$CODE" = 200 ] && ok=$((ok + 1))
-done
+answers 6 200 req "$PORT5" /any/ -H "Authorization: Bearer $TOK_URL2"
 assert_eq "$ok" 6 "JWKS URL down: the last keys keep working (stale-if-error)"
 assert_grep 'fetching "http://127.0.0.1:[0-9]+/keys/jwks.json" failed' "$NGX/logs/error.log" \
     "the failed fetch is logged"
@@ -762,11 +745,7 @@ check 401 /any/ "$TOK_NEW" "token of a key not yet in the bundle refused"
 "$AGENTID" bundle --trust-domain issuer.test --use jwt-svid "$TMP/issuer2.key" \
     >"$TMP/issuer.json.new" && mv "$TMP/issuer.json.new" "$TMP/issuer.json"
 sleep 1.2
-ok=0
-for i in 1 2 3 4 5 6; do
-	req "$PORT" /any/ -H "Authorization: Bearer $TOK_NEW"
-	[ "$CODE" = 200 ] && ok=$((ok + 1))
-done
+answers 6 200 req "$PORT" /any/ -H "Authorization: Bearer $TOK_NEW"
 assert_eq "$ok" 6 "rotated bundle picked up by every worker without reload"
 check 401 /any/ "$TOK_READ" "token of the removed key refused after rotation (cache bound to trust)"
 echo '{"keys": [' >"$TMP/issuer.json"

@@ -50,21 +50,9 @@ for d in read write orch; do
 	echo "api $d" >"$TMP/www/$d/index.html"
 done
 PORT=$(free_port)
-USER_LINE=
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
-cat >"$NGX/nginx.conf" <<EOF
-load_module $MODULE;
-$USER_LINE
-worker_processes 2;
-error_log $NGX/logs/error.log info;
-pid $NGX/nginx.pid;
-events { worker_connections 64; }
-http {
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
+{
+	ngx_conf_head "$NGX" 2 64
+	cat <<EOF
     access_log off;
     agentid_fetch_ca $XC_DIR/server.pem;
     agentid_cache 1m;
@@ -86,6 +74,7 @@ http {
     }
 }
 EOF
+} >"$NGX/nginx.conf"
 if ! env $NGX_ENV "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" \
     >"$NGX/logs/start.log" 2>&1; then
 	fail "nginx did not start"

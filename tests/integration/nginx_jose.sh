@@ -35,21 +35,9 @@ tok() {
 	awk -v n="$1" '$1 == n { print $2 }' "$TMP/tokens"
 }
 
-USER_LINE=
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
-cat >"$NGX/nginx.conf" <<EOF
-load_module $MODULE;
-$USER_LINE
-worker_processes 2;
-error_log $NGX/logs/error.log info;
-pid $NGX/nginx.pid;
-events { worker_connections 64; }
-http {
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
+{
+	ngx_conf_head "$NGX" 2 64
+	cat <<EOF
     access_log off;
     server {
         listen 127.0.0.1:$PORT;
@@ -67,6 +55,7 @@ http {
     }
 }
 EOF
+} >"$NGX/nginx.conf"
 env $NGX_ENV "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" >"$TMP/start" 2>&1 ||
 	{ fail "nginx did not start: $(cat "$TMP/start")"; finish; }
 on_exit '[ -s "$NGX/nginx.pid" ] && kill "$(cat "$NGX/nginx.pid")" 2>/dev/null; sleep 0.3'

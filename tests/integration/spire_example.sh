@@ -80,15 +80,7 @@ free_port() {
 }
 
 # wait_for CMD... -- polls CMD for up to 15 s; the limit only bounds a hang.
-wait_for() {
-	i=0
-	while [ $i -lt 150 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
+wait_for() { wait_until 150 "$@"; }
 
 # ---------------------------------------------------------------- literal rewriting
 sed_pattern() { printf '%s' "$1" | sed 's/[][\\/.*^$]/\\&/g'; }

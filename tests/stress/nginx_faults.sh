@@ -74,39 +74,28 @@ SVID_STRAY=$("$AGENTID" dev jwt-svid --dir "$TMP/ca2" --id "$ORCH" --audience "$
 
 # ---------------------------------------------------------------- the key server
 echo good >"$KEYS/MODE"
-KS_PID=
-ks_start() {
-	python3 "$top_srcdir/tests/stress/fault_server.py" "$KPORT" "$KEYS" >>"$TMP/ks.log" 2>&1 &
-	KS_PID=$!
-	i=0
-	until curl -s -o /dev/null "http://127.0.0.1:$KPORT/jwks.json" || [ $i -gt 50 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+# fault_start NAME PORT DIR PATH: fault_server.py serving DIR on PORT (log NAME.log, its pid
+# in NAME_PID), waited for until PATH answers; fault_stop NAME stops it.
+fault_start() {
+	python3 "$top_srcdir/tests/stress/fault_server.py" "$2" "$3" >>"$TMP/$1.log" 2>&1 &
+	eval "$1_PID=\$!"
+	wait_until 51 curl -s -o /dev/null "http://127.0.0.1:$2/$4" || :
 }
-ks_stop() {
-	[ -n "$KS_PID" ] && kill "$KS_PID" 2>/dev/null && wait "$KS_PID" 2>/dev/null
-	KS_PID=
+fault_stop() {
+	eval "f_pid=\${$1_PID:-}"
+	[ -n "$f_pid" ] && kill "$f_pid" 2>/dev/null && wait "$f_pid" 2>/dev/null
+	eval "$1_PID="
 }
+ks_PID=
+ks_start() { fault_start ks "$KPORT" "$KEYS" jwks.json; }
+ks_stop() { fault_stop ks; }
 on_exit 'ks_stop'
 ks_start
 
 # ---------------------------------------------------------------- nginx
-USER_LINE=
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
-cat >"$NGX/nginx.conf" <<EOF
-load_module $MODULE;
-$USER_LINE
-worker_processes 2;
-error_log $NGX/logs/error.log info;
-pid $NGX/nginx.pid;
-events { worker_connections 256; }
-http {
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
+{
+	ngx_conf_head "$NGX" 2 256
+	cat <<EOF
     access_log off;
     server {
         listen 127.0.0.1:$PORT;
@@ -127,6 +116,7 @@ http {
     }
 }
 EOF
+} >"$NGX/nginx.conf"
 if ! env $NGX_ENV "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" \
     >"$TMP/nginx.start" 2>&1; then
 	fail "nginx start: $(cat "$TMP/nginx.start")"
@@ -178,7 +168,7 @@ fault() { # fault MODE
 	if [ "$mode" = refused ]; then
 		ks_stop
 	else
-		[ -n "$KS_PID" ] || ks_start
+		[ -n "$ks_PID" ] || ks_start
 		echo "$mode" >"$KEYS/MODE"
 	fi
 	: >"$KEYS/requests.log"
@@ -297,36 +287,15 @@ TOK_REV=$(status_tok 3)
 TOK_VAL=$(status_tok 5)
 [ -n "$TOK_REV" ] && [ -n "$TOK_VAL" ] || { fail "could not mint status tokens"; finish; }
 
-SL_PID=
-sl_start() {
-	python3 "$top_srcdir/tests/stress/fault_server.py" "$SLPORT" "$SL" >>"$TMP/sl.log" 2>&1 &
-	SL_PID=$!
-	i=0
-	until curl -s -o /dev/null "http://127.0.0.1:$SLPORT/list.jwt" || [ $i -gt 50 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-}
-sl_stop() {
-	[ -n "$SL_PID" ] && kill "$SL_PID" 2>/dev/null && wait "$SL_PID" 2>/dev/null
-	SL_PID=
-}
+sl_PID=
+sl_start() { fault_start sl "$SLPORT" "$SL" list.jwt; }
+sl_stop() { fault_stop sl; }
 on_exit 'sl_stop'
 sl_start
 
-cat >"$NGX2/nginx.conf" <<EOF
-load_module $MODULE;
-$USER_LINE
-worker_processes $SWORKERS;
-error_log $NGX2/logs/error.log info;
-pid $NGX2/nginx.pid;
-events { worker_connections 256; }
-http {
-    client_body_temp_path $NGX2/tmp/body;
-    proxy_temp_path $NGX2/tmp/proxy;
-    fastcgi_temp_path $NGX2/tmp/fastcgi;
-    uwsgi_temp_path $NGX2/tmp/uwsgi;
-    scgi_temp_path $NGX2/tmp/scgi;
+{
+	ngx_conf_head "$NGX2" $SWORKERS 256
+	cat <<EOF
     access_log off;
     server {
         listen 127.0.0.1:$SPORT reuseport;
@@ -344,6 +313,7 @@ http {
     }
 }
 EOF
+} >"$NGX2/nginx.conf"
 if ! env $NGX_ENV "$NGINX" -p "$NGX2" -c "$NGX2/nginx.conf" -e "$NGX2/logs/error.log" \
     >"$TMP/nginx2.start" 2>&1; then
 	fail "nginx (status lists) start: $(cat "$TMP/nginx2.start")"
