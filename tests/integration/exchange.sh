@@ -60,9 +60,13 @@ C1=$(claims "$T1")
     [ "$(jget t1 .issued_token_type)" = $TT_AT ] && [ "$(jget t1 .token_type)" = Bearer ] &&
     pass "token claims: sub, act, task, task_description, status, scope" ||
     fail "token claims: $C1"
+# verify_issued JWKS TOKEN: agentid verify of an access token of this server against JWKS
+verify_issued() {
+	"$AGENTID" verify --bundle "$1" --profile access --issuer "$B" \
+	    --audience https://api.example "$2" >"$OUT" 2>"$ERR"
+}
 curl -s --cacert "$XC_DIR/server.pem" "$B/jwks" >"$TMP/jwks.json"
-if "$AGENTID" verify --bundle "$TMP/jwks.json" --profile access --issuer "$B" \
-    --audience https://api.example "$T1" >"$OUT" 2>"$ERR"; then
+if verify_issued "$TMP/jwks.json" "$T1"; then
 	pass "issued token verifies with agentid verify against /jwks"
 else
 	fail "agentid verify: $(cat "$ERR")"
@@ -393,17 +397,15 @@ expect_ok e1 "signing alg Ed25519: orchestrator gets a token"
 E1=$(jget e1 .access_token)
 [ "$(header "$E1" | jq -r .alg)" = Ed25519 ] && pass "the token's header says alg Ed25519" ||
     fail "Ed25519 token header: $(header "$E1")"
-curl -s --cacert "$XC_DIR/server.pem" "$B/jwks" >"$TMP/ejwks2.json"
-if "$AGENTID" verify --bundle "$TMP/ejwks2.json" --profile access --issuer "$B" \
-    --audience https://api.example "$E1" >"$OUT" 2>"$ERR"; then
+# (the /jwks this node served above, in ejwks.json)
+if verify_issued "$TMP/ejwks.json" "$E1"; then
 	pass "the Ed25519 token verifies with agentid verify against /jwks"
 else
 	fail "agentid verify Ed25519: $(cat "$ERR")"
 fi
 # The same key marked "alg":"EdDSA" is no key for an Ed25519-headed token.
-jq '.keys |= map(.alg = "EdDSA")' "$TMP/ejwks2.json" >"$TMP/ejwks-eddsa.json"
-"$AGENTID" verify --bundle "$TMP/ejwks-eddsa.json" --profile access --issuer "$B" \
-    --audience https://api.example "$E1" >"$OUT" 2>"$ERR"
+jq '.keys |= map(.alg = "EdDSA")' "$TMP/ejwks.json" >"$TMP/ejwks-eddsa.json"
+verify_issued "$TMP/ejwks-eddsa.json" "$E1"
 [ $? = 1 ] && grep -q '^invalid: key_mismatch: ' "$ERR" &&
     pass "the Ed25519 token against its key marked alg EdDSA: key_mismatch" ||
     fail "Ed25519 token vs EdDSA-marked key: $(cat "$ERR")"

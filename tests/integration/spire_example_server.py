@@ -30,6 +30,15 @@ def write_port(portfile, port):
     os.rename(tmp, portfile)
 
 
+def send_json(handler, body):
+    """A 200 answer with body (bytes) as application/json."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class Files(http.server.BaseHTTPRequestHandler):
     routes = {}
 
@@ -39,12 +48,7 @@ class Files(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         with open(path, "rb") as f:
-            body = f.read()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+            send_json(self, f.read())
 
     def log_message(self, fmt, *args):
         sys.stderr.write("https: " + (fmt % args) + "\n")
@@ -57,11 +61,7 @@ class Echo(http.server.BaseHTTPRequestHandler):
             "path": self.path,
             "headers": {k.lower(): v for k, v in self.headers.items()},
         }).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, body)
 
     def log_message(self, fmt, *args):
         sys.stderr.write("backend: " + (fmt % args) + "\n")
