@@ -786,15 +786,18 @@ ngx_http_agentid_verify(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    /*
+     * An authentic token that a rule of this location refuses: who it was
+     * goes to the audit record (the variables stay empty), so it is asked
+     * for only where there is an audit record to write.
+     */
+
     rv = agentid_verify_ex(alcf->verifier, trust,
                            (const char *) ctx->token.data, ctx->token.len,
-                           ngx_time(), &tok, &refused, err);
+                           ngx_time(), &tok,
+                           alcf->audit != NULL ? &refused : NULL, err);
 
     if (rv == AGENTID_EREJECTED) {
-        /*
-         * An authentic token that a rule of this location refuses: who it
-         * was goes to the audit record (the variables stay empty).
-         */
         if (refused != NULL) {
             rc = ngx_http_agentid_fill(r, ctx, refused);
             agentid_token_free(refused);
@@ -835,7 +838,8 @@ ngx_http_agentid_verify(ngx_http_request_t *r,
         }
 
         if (i == alcf->scopes_any->nelts) {
-            rc = ngx_http_agentid_fill(r, ctx, tok);
+            rc = (alcf->audit != NULL) ? ngx_http_agentid_fill(r, ctx, tok)
+                                       : NGX_OK;
             agentid_token_free(tok);
 
             if (rc != NGX_OK) {
