@@ -60,6 +60,13 @@ C1=$(claims "$T1")
     [ "$(jget t1 .issued_token_type)" = $TT_AT ] && [ "$(jget t1 .token_type)" = Bearer ] &&
     pass "token claims: sub, act, task, task_description, status, scope" ||
     fail "token claims: $C1"
+# dpop_bound TAG KEY: answer TAG granted a DPoP token bound to KEY (token_type DPoP, cnf.jkt
+# the key's thumbprint)
+dpop_bound() {
+	[ "$XC_CODE" = 200 ] && [ "$(jget "$1" .token_type)" = DPoP ] &&
+	    [ "$(claims "$(jget "$1" .access_token)" | jq -r .cnf.jkt)" = \
+	    "$(node "$top_srcdir/tests/integration/dpop_proof.js" "$2" --jkt)" ]
+}
 # verify_issued JWKS TOKEN: agentid verify of an access token of this server against JWKS
 verify_issued() {
 	"$AGENTID" verify --bundle "$1" --profile access --issuer "$B" \
@@ -212,9 +219,7 @@ if command -v node >/dev/null 2>&1; then
 	P=$(dpop)
 	xc_post d1 /token orchestrator -H "DPoP: $P" -d grant_type=$TE \
 	    --data-urlencode "subject_token=$ORCH" -d subject_token_type=$TT_JWT
-	JKT=$(node "$top_srcdir/tests/integration/dpop_proof.js" "$XC_DIR/dpop.key" --jkt)
-	if [ "$XC_CODE" = 200 ] && [ "$(jget d1 .token_type)" = DPoP ] &&
-	    [ "$(claims "$(jget d1 .access_token)" | jq -r .cnf.jkt)" = "$JKT" ]; then
+	if dpop_bound d1 "$XC_DIR/dpop.key"; then
 		pass "DPoP proof binds the token (cnf.jkt, token_type DPoP)"
 	else
 		fail "DPoP: $XC_CODE $(head -c 300 "$TMP/d1.json")"
@@ -415,9 +420,7 @@ if command -v node >/dev/null 2>&1; then
 	[ "$(header "$EDP" | jq -r .alg)" = Ed25519 ] || fail "dpop_proof.js made no Ed25519 proof"
 	xc_post e2 /token orchestrator -H "DPoP: $EDP" -d grant_type=$TE \
 	    --data-urlencode "subject_token=$ORCH" -d subject_token_type=$TT_JWT -d scope=read
-	EJKT=$(node "$top_srcdir/tests/integration/dpop_proof.js" "$XC_DIR/dpop-ed.key" --jkt)
-	if [ "$XC_CODE" = 200 ] && [ "$(jget e2 .token_type)" = DPoP ] &&
-	    [ "$(claims "$(jget e2 .access_token)" | jq -r .cnf.jkt)" = "$EJKT" ]; then
+	if dpop_bound e2 "$XC_DIR/dpop-ed.key"; then
 		pass "DPoP proof with alg Ed25519 binds the token"
 	else
 		fail "Ed25519 DPoP: $XC_CODE $(head -c 300 "$TMP/e2.json")"

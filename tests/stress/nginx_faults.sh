@@ -117,15 +117,18 @@ ks_start
 }
 EOF
 } >"$NGX/nginx.conf"
-if ! env $NGX_ENV "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" \
-    >"$TMP/nginx.start" 2>&1; then
-	fail "nginx start: $(cat "$TMP/nginx.start")"
-	finish
-fi
-on_exit '[ -s "$NGX/nginx.pid" ] && kill "$(cat "$NGX/nginx.pid")" 2>/dev/null; sleep 0.3'
-i=0
-while [ ! -s "$NGX/nginx.pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-MASTER=$(cat "$NGX/nginx.pid")
+# ngx_start PREFIX WHAT: nginx with PREFIX/nginx.conf, stopped on exit; MASTER is its pid.
+ngx_start() {
+	if ! env $NGX_ENV "$NGINX" -p "$1" -c "$1/nginx.conf" -e "$1/logs/error.log" \
+	    >"$TMP/nginx.start" 2>&1; then
+		fail "$2 start: $(cat "$TMP/nginx.start")"
+		finish
+	fi
+	on_exit "[ -s '$1/nginx.pid' ] && kill \"\$(cat '$1/nginx.pid')\" 2>/dev/null; sleep 0.3"
+	wait_until 50 test -s "$1/nginx.pid"
+	MASTER=$(cat "$1/nginx.pid")
+}
+ngx_start "$NGX" nginx
 
 code() { # code PATH [TOKEN]
 	if [ -n "${2:-}" ]; then
@@ -314,15 +317,7 @@ sl_start
 }
 EOF
 } >"$NGX2/nginx.conf"
-if ! env $NGX_ENV "$NGINX" -p "$NGX2" -c "$NGX2/nginx.conf" -e "$NGX2/logs/error.log" \
-    >"$TMP/nginx2.start" 2>&1; then
-	fail "nginx (status lists) start: $(cat "$TMP/nginx2.start")"
-	finish
-fi
-on_exit '[ -s "$NGX2/nginx.pid" ] && kill "$(cat "$NGX2/nginx.pid")" 2>/dev/null; sleep 0.3'
-i=0
-while [ ! -s "$NGX2/nginx.pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-MASTER=$(cat "$NGX2/nginx.pid")
+ngx_start "$NGX2" "nginx (status lists)"
 
 # sreq PATH TOKEN: prints "CODE PID REASON", REASON the error_description of
 # WWW-Authenticate or "-".
