@@ -55,8 +55,10 @@ check_usage(FILE *f)
 	    "Verifies TOKEN's signature with the issuer keys in FILE (a JWK Set or SPIFFE\n"
 	    "bundle), then fetches (https) or reads the Status List Token its status claim\n"
 	    "points to, verifies that list (signature, typ statuslist+jwt, sub = the token's\n"
-	    "status URI, exp) and prints the token's status.  TOKEN may be '-' (stdin) or\n"
-	    "@FILE.  Exit 0: valid; 1: revoked, suspended, or the status cannot be known;\n"
+	    "status URI, exp) and prints the token's status.  A token past its exp, or\n"
+	    "before its nbf (30 s leeway), is reported expired or not_yet_valid without\n"
+	    "looking at any list.  TOKEN may be '-' (stdin) or @FILE.  Exit 0: valid;\n"
+	    "1: revoked, suspended, expired, not yet valid, or the status cannot be known;\n"
 	    "2: usage error.\n"
 	    "\n"
 	    "options:\n"
@@ -128,6 +130,28 @@ verify_token_signature(const char *token, const struct agentid_keyset *keys, jso
 	return r;
 }
 
+/*
+ * The token's own validity window: 0, or AGENTID_EREJECTED with err saying
+ * expired or not_yet_valid.  A token without exp is left to its status list;
+ * a non-integer exp or nbf is a bad claim.
+ */
+static int
+check_token_time(const json_t *claims, time_t now, long leeway, struct agentid_error *err)
+{
+	const json_t *exp = json_object_get(claims, "exp"), *nbf = json_object_get(claims, "nbf");
+
+	if ((exp != NULL && !json_is_integer(exp)) || (nbf != NULL && !json_is_integer(nbf)))
+		return agentid_error_set(err, AGENTID_R_BAD_CLAIM, "exp and nbf must be integers");
+	/* RFC 7519 section 4.1.4: not accepted on or after exp. */
+	if (exp != NULL && json_integer_value(exp) <= (long long)now - leeway)
+		return agentid_error_set(err, AGENTID_R_EXPIRED, "token expired at %lld",
+		    (long long)json_integer_value(exp));
+	if (nbf != NULL && json_integer_value(nbf) > (long long)now + leeway)
+		return agentid_error_set(err, AGENTID_R_NOT_YET_VALID, "token is valid from %lld",
+		    (long long)json_integer_value(nbf));
+	return 0;
+}
+
 static void
 print_result(
     int json, const char *status, const char *uri, long long idx, const struct agentid_error *err)
@@ -169,7 +193,7 @@ status_check(int argc, char **argv)
 	struct agentid_bundle *bundle = NULL;
 	struct agentid_error err;
 	const struct agentid_keyset *keys;
-	const char *bpath = NULL, *list = NULL, *uri;
+	const char *bpath = NULL, *list = NULL, *uri, *what;
 	const json_t *sl;
 	json_t *claims = NULL;
 	char *token = NULL;
@@ -236,6 +260,15 @@ status_check(int argc, char **argv)
 		if (r != AGENTID_EREJECTED)
 			agentid_error_set(&err, AGENTID_R_MALFORMED, "%s", agentid_strerror(r));
 		print_result(json, "invalid", NULL, -1, &err);
+		goto out;
+	}
+	if (check_token_time(claims, now, cfg.leeway, &err) != 0) {
+		what = "invalid";
+		if (err.reason == AGENTID_R_EXPIRED)
+			what = "expired";
+		else if (err.reason == AGENTID_R_NOT_YET_VALID)
+			what = "not_yet_valid";
+		print_result(json, what, NULL, -1, &err);
 		goto out;
 	}
 	sl = json_object_get(json_object_get(claims, "status"), "status_list");

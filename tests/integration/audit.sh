@@ -232,6 +232,17 @@ assert_grep 'claim_mismatch' "$ERR" "a list for another URI is refused"
 # A token signed by someone else is not looked up at all.
 BADTOK=$("$AGENTID" dev sign --key "$OTHERK" --claims-json "{\"status\":{\"status_list\":{\"idx\":1,\"uri\":\"$URI\"}}}" 2>/dev/null)
 assert_exit 1 "$AGENTID" status-list check --bundle "$TMP/issuer.json" --list "$LIST" "$BADTOK"
+# The token's own window comes first: expired or not yet valid, whatever the list says.
+NOW=$(date +%s)
+OLDTOK=$("$AGENTID" dev sign --key "$ISSK" --claims-json \
+	"{\"exp\":$((NOW - 3600)),\"status\":{\"status_list\":{\"idx\":3,\"uri\":\"$URI\"}}}" 2>/dev/null)
+assert_exit 1 "$AGENTID" status-list check --bundle "$TMP/issuer.json" --list "$LIST" "$OLDTOK"
+assert_grep '^expired' "$OUT" "an expired token is reported expired"
+assert_grep 'expired' "$ERR" "with the reason"
+EARLYTOK=$("$AGENTID" dev sign --key "$ISSK" --claims-json \
+	"{\"nbf\":$((NOW + 3600)),\"status\":{\"status_list\":{\"idx\":3,\"uri\":\"$URI\"}}}" 2>/dev/null)
+assert_exit 1 "$AGENTID" status-list check --bundle "$TMP/issuer.json" --list "$LIST" --json "$EARLYTOK"
+assert_grep '"status": "not_yet_valid"' "$OUT" "a token before its nbf is not yet valid"
 
 # Over HTTP (loopback only, --allow-http), with the URI the token names.
 if command -v python3 >/dev/null 2>&1; then
