@@ -224,8 +224,8 @@ get_strlist(struct cfgctx *x, const yaml_node_t *n, const char *key, char ***out
 }
 
 /* Iterates the pairs of a mapping; calls fn for each with the key string. */
-typedef int (*pair_fn)(struct cfgctx *x, const char *key, yaml_node_t *k, yaml_node_t *v,
-    void *arg);
+typedef int (*pair_fn)(
+    struct cfgctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg);
 
 static int
 for_pairs(struct cfgctx *x, yaml_node_t *map, const char *what, pair_fn fn, void *arg)
@@ -244,8 +244,8 @@ for_pairs(struct cfgctx *x, yaml_node_t *map, const char *what, pair_fn fn, void
 		for (q = map->data.mapping.pairs.start; q < p; q++) {
 			yaml_node_t *k2 = yaml_document_get_node(x->doc, q->key);
 
-			if (k2 != NULL && k2->type == YAML_SCALAR_NODE &&
-			    strcmp(scalar(k2), scalar(k)) == 0)
+			if (k2 != NULL && k2->type == YAML_SCALAR_NODE
+			    && strcmp(scalar(k2), scalar(k)) == 0)
 				return cerr(x, k, "duplicate key '%s' in '%s'", scalar(k), what);
 		}
 		if (fn(x, scalar(k), k, v, arg) != 0)
@@ -333,8 +333,8 @@ sect_listen(struct cfgctx *x, struct xc_config *c, yaml_node_t *v)
 		if (l->port < 0)
 			return cerr(x, e, "listen entry needs 'port'");
 		if (!l->tls && strcmp(l->addr, "127.0.0.1") != 0 && strcmp(l->addr, "::1") != 0)
-			return cerr(x, e,
-			    "plain HTTP (tls: false) is only allowed on a loopback address");
+			return cerr(
+			    x, e, "plain HTTP (tls: false) is only allowed on a loopback address");
 	}
 	return 0;
 }
@@ -502,8 +502,8 @@ storage_item(struct cfgctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, 
 	if (strcmp(key, "driver") == 0) {
 		if (get_str(x, v, key, &c->store_driver) != 0)
 			return -1;
-		if (strcmp(c->store_driver, "sqlite") != 0 &&
-		    strcmp(c->store_driver, "postgres") != 0)
+		if (strcmp(c->store_driver, "sqlite") != 0
+		    && strcmp(c->store_driver, "postgres") != 0)
 			return cerr(x, v, "'driver' must be sqlite or postgres");
 		return 0;
 	}
@@ -573,8 +573,8 @@ log_item(struct cfgctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void
 	if (strcmp(key, "level") == 0) {
 		if (get_str(x, v, key, &c->log_level) != 0)
 			return -1;
-		if (strcmp(c->log_level, "error") != 0 && strcmp(c->log_level, "warn") != 0 &&
-		    strcmp(c->log_level, "info") != 0 && strcmp(c->log_level, "debug") != 0)
+		if (strcmp(c->log_level, "error") != 0 && strcmp(c->log_level, "warn") != 0
+		    && strcmp(c->log_level, "info") != 0 && strcmp(c->log_level, "debug") != 0)
 			return cerr(x, v, "'level' must be error, warn, info or debug");
 		return 0;
 	}
@@ -681,34 +681,41 @@ top_item(struct cfgctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void
 	if (strcmp(key, "tokens") == 0)
 		return for_pairs(x, v, key, tokens_item, c);
 	if (strcmp(key, "trust_domains") == 0) {
-		if (sect_list(x, v, key, sizeof(*c->tds), (void **)&c->tds, &c->n_tds, td_item,
-		    NULL) != 0)
+		if (sect_list(
+		        x, v, key, sizeof(*c->tds), (void **)&c->tds, &c->n_tds, td_item, NULL)
+		    != 0)
 			return -1;
 		for (i = 0; i < c->n_tds; i++) {
 			const struct xc_trust_domain *td = &c->tds[i];
 
-			if (td->name == NULL || (td->bundle_file == NULL) == (td->bundle_url == NULL))
-				return cerr(x, v, "each trust domain needs 'name' and either "
-						  "'bundle_file' or 'bundle_url'");
+			if (td->name == NULL
+			    || (td->bundle_file == NULL) == (td->bundle_url == NULL))
+				return cerr(x, v,
+				    "each trust domain needs 'name' and either "
+				    "'bundle_file' or 'bundle_url'");
 			if (td->bundle_ca != NULL && td->bundle_url == NULL)
-				return cerr(x, v, "trust domain %s: 'bundle_ca' applies to 'bundle_url'",
+				return cerr(x, v,
+				    "trust domain %s: 'bundle_ca' applies to 'bundle_url'",
 				    td->name);
 		}
 		return 0;
 	}
 	if (strcmp(key, "external_issuers") == 0) {
-		if (sect_list(x, v, key, sizeof(*c->ext), (void **)&c->ext, &c->n_ext, ext_item,
-		    NULL) != 0)
+		if (sect_list(
+		        x, v, key, sizeof(*c->ext), (void **)&c->ext, &c->n_ext, ext_item, NULL)
+		    != 0)
 			return -1;
 		for (i = 0; i < c->n_ext; i++) {
 			const struct xc_external_issuer *e = &c->ext[i];
 
-			if (e->issuer == NULL || e->n_audiences == 0 ||
-			    (e->jwks_file == NULL) == (e->jwks_url == NULL))
-				return cerr(x, v, "each external issuer needs 'issuer', 'audience' "
-						  "and either 'jwks_file' or 'jwks_url'");
+			if (e->issuer == NULL || e->n_audiences == 0
+			    || (e->jwks_file == NULL) == (e->jwks_url == NULL))
+				return cerr(x, v,
+				    "each external issuer needs 'issuer', 'audience' "
+				    "and either 'jwks_file' or 'jwks_url'");
 			if (e->jwks_ca != NULL && e->jwks_url == NULL)
-				return cerr(x, v, "external issuer %s: 'jwks_ca' applies to 'jwks_url'",
+				return cerr(x, v,
+				    "external issuer %s: 'jwks_ca' applies to 'jwks_url'",
 				    e->issuer);
 		}
 		return 0;
@@ -748,8 +755,8 @@ defaults_and_checks(struct cfgctx *x, struct xc_config *c)
 		return cerr(x, NULL, "'listen' is required");
 	for (i = 0; i < c->n_listens; i++)
 		if (c->listens[i].tls && (c->tls_cert == NULL || c->tls_key == NULL))
-			return cerr(x, NULL,
-			    "a TLS listener needs 'tls: {certificate: ..., key: ...}'");
+			return cerr(
+			    x, NULL, "a TLS listener needs 'tls: {certificate: ..., key: ...}'");
 	if (c->issuer == NULL)
 		return cerr(x, NULL, "'issuer' is required (e.g. https://exchange.example:8443)");
 	if (strncmp(c->issuer, "https://", 8) != 0 && strncmp(c->issuer, "http://", 7) != 0)
@@ -763,9 +770,9 @@ defaults_and_checks(struct cfgctx *x, struct xc_config *c)
 		snprintf(c->token_endpoint, len + 7, "%s/token", c->issuer);
 	}
 	if (c->n_audiences == 0) {
-		if ((c->audiences = calloc(2, sizeof(char *))) == NULL ||
-		    (c->audiences[0] = strdup(c->issuer)) == NULL ||
-		    (c->audiences[1] = strdup(c->token_endpoint)) == NULL)
+		if ((c->audiences = calloc(2, sizeof(char *))) == NULL
+		    || (c->audiences[0] = strdup(c->issuer)) == NULL
+		    || (c->audiences[1] = strdup(c->token_endpoint)) == NULL)
 			return cerr(x, NULL, "out of memory");
 		c->n_audiences = 2;
 	}

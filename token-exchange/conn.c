@@ -46,19 +46,19 @@
 
 enum conn_state {
 	CONN_ATTACHING, /* evhttp has not attached its connection yet */
-	CONN_IDLE,      /* no byte of a next request received */
-	CONN_READING,   /* a request is arriving: the deadline runs */
+	CONN_IDLE, /* no byte of a next request received */
+	CONN_READING, /* a request is arriving: the deadline runs */
 };
 
 struct xc_conn {
 	struct bufferevent *bev;
 	struct evhttp_connection *evcon;
-	struct event *timer;      /* attach step, then the request deadline */
+	struct event *timer; /* attach step, then the request deadline */
 	struct evbuffer_cb_entry *input_cb;
 	struct timeval deadline;
 	int fd;
 	enum conn_state state;
-	int busy;                 /* responses handed to evhttp and not yet sent */
+	int busy; /* responses handed to evhttp and not yet sent */
 	int over_limit;
 };
 
@@ -157,8 +157,8 @@ conn_attach(struct xc_conn *c)
 	if (c->over_limit || c->fd < 0 || (size_t)c->fd >= n_by_fd) {
 		now = (long)time(NULL);
 		last = atomic_load(&limit_logged);
-		if (c->over_limit && now != last &&
-		    atomic_compare_exchange_strong(&limit_logged, &last, now))
+		if (c->over_limit && now != last
+		    && atomic_compare_exchange_strong(&limit_logged, &last, now))
 			xc_log(AGENTID_LOG_WARN,
 			    "connection limit reached (%d open): closing new connections",
 			    atomic_load(&live) - 1);
@@ -206,8 +206,8 @@ xc_conn_bev_new(struct event_base *base, SSL *ssl, int request_timeout, int max_
 	c->fd = -1;
 	c->deadline.tv_sec = request_timeout;
 	if (ssl != NULL)
-		c->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-		    BEV_OPT_CLOSE_ON_FREE);
+		c->bev = bufferevent_openssl_socket_new(
+		    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	else
 		c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL || (c->timer = event_new(base, -1, 0, conn_timer, c)) == NULL) {
@@ -246,8 +246,8 @@ xc_conn_request(struct evhttp_request *req)
 	if (evcon == NULL || (bev = evhttp_connection_get_bufferevent(evcon)) == NULL)
 		return;
 	fd = bufferevent_getfd(bev);
-	if (fd < 0 || (size_t)fd >= n_by_fd || (c = atomic_load(&by_fd[fd])) == NULL ||
-	    c->evcon != evcon)
+	if (fd < 0 || (size_t)fd >= n_by_fd || (c = atomic_load(&by_fd[fd])) == NULL
+	    || c->evcon != evcon)
 		return;
 	c->state = CONN_IDLE;
 	event_del(c->timer);

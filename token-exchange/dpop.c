@@ -52,8 +52,8 @@ xc_dpop_verify(struct xc_store *store, const char *proof, const char *htm, const
 		r = agentid_error_set(err, AGENTID_R_DPOP_INVALID, "jwk header missing");
 		goto out;
 	}
-	if (json_object_get(jwk, "d") != NULL || json_object_get(jwk, "p") != NULL ||
-	    json_object_get(jwk, "k") != NULL) {
+	if (json_object_get(jwk, "d") != NULL || json_object_get(jwk, "p") != NULL
+	    || json_object_get(jwk, "k") != NULL) {
 		r = agentid_error_set(err, AGENTID_R_DPOP_INVALID, "jwk must be a public key");
 		goto out;
 	}
@@ -86,12 +86,13 @@ xc_dpop_verify(struct xc_store *store, const char *proof, const char *htm, const
 	}
 	iat = (int64_t)json_integer_value(j);
 	if (iat > (int64_t)now + window || iat < (int64_t)now - window) {
-		r = agentid_error_set(err, AGENTID_R_DPOP_INVALID, "iat outside the accepted window");
+		r = agentid_error_set(
+		    err, AGENTID_R_DPOP_INVALID, "iat outside the accepted window");
 		goto out;
 	}
 	j = json_object_get(jws->payload, "jti");
-	if (!json_is_string(j) || json_string_length(j) == 0 ||
-	    json_string_length(j) > DPOP_JTI_MAX) {
+	if (!json_is_string(j) || json_string_length(j) == 0
+	    || json_string_length(j) > DPOP_JTI_MAX) {
 		r = agentid_error_set(err, AGENTID_R_DPOP_INVALID, "jti missing or too long");
 		goto out;
 	}

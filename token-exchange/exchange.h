@@ -35,25 +35,25 @@ struct evbuffer;
 enum xc_client_cert { XC_CLIENT_CERT_NONE = 0, XC_CLIENT_CERT_OPTIONAL, XC_CLIENT_CERT_REQUIRED };
 
 struct xc_listen {
-	char *addr;       /* numeric address, e.g. "127.0.0.1" or "::1"; NULL for unix */
+	char *addr; /* numeric address, e.g. "127.0.0.1" or "::1"; NULL for unix */
 	int port;
 	int tls;
-	char *unix_path;  /* unix-domain socket (plain HTTP behind a local proxy) */
-	int unix_mode;    /* permissions of the socket file; -1 = umask default */
+	char *unix_path; /* unix-domain socket (plain HTTP behind a local proxy) */
+	int unix_mode; /* permissions of the socket file; -1 = umask default */
 };
 
 struct xc_trust_domain {
 	char *name;
 	char *bundle_file;
-	char *bundle_url;   /* https_web bundle endpoint, refreshed per spiffe_refresh_hint */
-	char *bundle_ca;    /* PEM CAs for bundle_url's certificate; NULL: system store */
+	char *bundle_url; /* https_web bundle endpoint, refreshed per spiffe_refresh_hint */
+	char *bundle_ca; /* PEM CAs for bundle_url's certificate; NULL: system store */
 };
 
 struct xc_external_issuer {
 	char *issuer;
 	char *jwks_file;
 	char *jwks_url;
-	char *jwks_ca;      /* PEM CAs for jwks_url's certificate; NULL: system store */
+	char *jwks_ca; /* PEM CAs for jwks_url's certificate; NULL: system store */
 	char **audiences;
 	size_t n_audiences;
 	char *subject_claim; /* default "sub" */
@@ -62,21 +62,21 @@ struct xc_external_issuer {
 struct xc_rule {
 	char *name;
 	int line;
-	char **agents;            /* SPIFFE ID patterns of the acting agent */
+	char **agents; /* SPIFFE ID patterns of the acting agent */
 	size_t n_agents;
-	char **subjects;          /* SPIFFE ID patterns, or external subjects ("*" = any) */
+	char **subjects; /* SPIFFE ID patterns, or external subjects ("*" = any) */
 	size_t n_subjects;
-	char *subject_issuer;     /* set: the rule matches user tokens of this external issuer */
-	char **scopes;            /* allowed scopes */
+	char *subject_issuer; /* set: the rule matches user tokens of this external issuer */
+	char **scopes; /* allowed scopes */
 	size_t n_scopes;
-	char **audiences;         /* allowed audiences / resources */
+	char **audiences; /* allowed audiences / resources */
 	size_t n_audiences;
-	char **delegate_to;       /* agents this agent may delegate to (patterns) */
+	char **delegate_to; /* agents this agent may delegate to (patterns) */
 	size_t n_delegate_to;
-	char **clients;           /* further clients allowed to request for this agent */
+	char **clients; /* further clients allowed to request for this agent */
 	size_t n_clients;
-	long max_lifetime;        /* seconds; 0 = global maximum */
-	int max_depth;            /* act hops; -1 = global maximum */
+	long max_lifetime; /* seconds; 0 = global maximum */
+	int max_depth; /* act hops; -1 = global maximum */
 	int require_binding;
 
 	/* compiled */
@@ -98,51 +98,51 @@ struct xc_config {
 	int threads;
 	size_t max_body;
 	size_t max_headers;
-	int timeout;             /* read/write/idle seconds */
-	int request_timeout;     /* seconds from a request's first byte to its end; 0 = off */
-	int max_connections;     /* open connections of the process; 0 = unlimited */
+	int timeout; /* read/write/idle seconds */
+	int request_timeout; /* seconds from a request's first byte to its end; 0 = off */
+	int max_connections; /* open connections of the process; 0 = unlimited */
 
-	char *issuer;            /* "https://host:port" (no trailing slash) */
-	char *token_endpoint;    /* issuer + "/token" unless configured */
-	char **audiences;        /* what incoming JWT-SVIDs must be addressed to */
+	char *issuer; /* "https://host:port" (no trailing slash) */
+	char *token_endpoint; /* issuer + "/token" unless configured */
+	char **audiences; /* what incoming JWT-SVIDs must be addressed to */
 	size_t n_audiences;
 
 	char *key_current;
 	char *key_next;
 	char **keys_retired;
 	size_t n_keys_retired;
-	char *alg;               /* ES256 by default */
+	char *alg; /* ES256 by default */
 	long default_lifetime;
 	long max_lifetime;
 	int max_depth;
 	long leeway;
-	int bind_mtls;           /* bind tokens of mTLS clients even when policy does not require */
+	int bind_mtls; /* bind tokens of mTLS clients even when policy does not require */
 
 	struct xc_trust_domain *tds;
 	size_t n_tds;
 	struct xc_external_issuer *ext;
 	size_t n_ext;
-	long refresh_min;        /* key_refresh: floor for spiffe_refresh_hint, seconds */
-	long refresh_interval;   /* key_refresh: without a hint, seconds */
+	long refresh_min; /* key_refresh: floor for spiffe_refresh_hint, seconds */
+	long refresh_interval; /* key_refresh: without a hint, seconds */
 
-	char *store_driver;      /* "sqlite" or "postgres" */
-	char *store_path;        /* sqlite file */
-	char *store_conninfo;    /* libpq connection string */
+	char *store_driver; /* "sqlite" or "postgres" */
+	char *store_path; /* sqlite file */
+	char *store_conninfo; /* libpq connection string */
 
 	char *audit_file;
 	char *audit_key;
 
-	long status_list_size;   /* entries per list */
-	long status_list_ttl;    /* seconds */
+	long status_list_size; /* entries per list */
+	long status_list_ttl; /* seconds */
 
-	long dpop_window;        /* seconds of iat skew accepted */
+	long dpop_window; /* seconds of iat skew accepted */
 
-	char **admin_ids;        /* SPIFFE ID patterns allowed to use the admin API */
+	char **admin_ids; /* SPIFFE ID patterns allowed to use the admin API */
 	size_t n_admin_ids;
-	char **introspect_ids;   /* allowed to introspect; empty = any authenticated client */
+	char **introspect_ids; /* allowed to introspect; empty = any authenticated client */
 	size_t n_introspect_ids;
 
-	char *log_target;        /* "stderr" or "syslog" */
+	char *log_target; /* "stderr" or "syslog" */
 	char *log_level;
 
 	struct xc_rule *rules;
@@ -156,20 +156,19 @@ void xc_config_free(struct xc_config *c);
 /* ------------------------------------------------------------ issuer keys (issuer.c) */
 
 struct xc_issuer {
-	struct agentid_key *current;    /* signs */
+	struct agentid_key *current; /* signs */
 	enum agentid_alg alg;
-	struct agentid_keyset *verify;  /* current + next + retired: verifies our own tokens */
-	char *jwks_json;                /* the published JWK Set */
+	struct agentid_keyset *verify; /* current + next + retired: verifies our own tokens */
+	char *jwks_json; /* the published JWK Set */
 };
 
-int xc_issuer_load(const struct xc_config *c, struct xc_issuer **out, char *errbuf,
-    size_t errlen);
+int xc_issuer_load(const struct xc_config *c, struct xc_issuer **out, char *errbuf, size_t errlen);
 void xc_issuer_free(struct xc_issuer *is);
 /* Signs claims with the current key and header typ; *out to free(). */
 int xc_issuer_sign(const struct xc_issuer *is, const char *typ, const json_t *claims, char **out);
 /* The same from claims already serialised as compact JSON text (payload[0..len)). */
-int xc_issuer_sign_text(const struct xc_issuer *is, const char *typ, const char *payload, size_t len,
-    char **out);
+int xc_issuer_sign_text(
+    const struct xc_issuer *is, const char *typ, const char *payload, size_t len, char **out);
 
 /* ------------------------------------------------------------ runtime (main.c) */
 
@@ -183,14 +182,14 @@ struct xc_runtime {
 	unsigned generation;
 	struct xc_config *cfg;
 	struct agentid_trust *trust;
-	struct agentid_verifier *svid_verifier;   /* JWT-SVIDs addressed to us */
+	struct agentid_verifier *svid_verifier; /* JWT-SVIDs addressed to us */
 	struct xc_issuer *issuer;
 	struct xc_external *ext;
 	size_t n_ext;
 	struct agentid_spiffe_patterns *admin_pats;
 	struct agentid_spiffe_patterns *introspect_pats;
-	char *metadata_json;                      /* RFC 8414 document */
-	SSL_CTX *ssl_ctx;                         /* NULL without TLS listeners */
+	char *metadata_json; /* RFC 8414 document */
+	SSL_CTX *ssl_ctx; /* NULL without TLS listeners */
 	time_t bundles_loaded;
 };
 
@@ -208,14 +207,14 @@ struct xc_ledger_entry {
 	char *parent_jti;
 	char *root_jti;
 	char *subject;
-	char *subject_iss;  /* external issuer of a user subject; NULL for SPIFFE subjects */
+	char *subject_iss; /* external issuer of a user subject; NULL for SPIFFE subjects */
 	char *actor;
 	char *client_id;
 	char *task;
 	char *scope;
-	char *aud;          /* JSON array text */
-	char *act;          /* JSON text of the act claim */
-	char *cnf;          /* JSON text of cnf, or NULL */
+	char *aud; /* JSON array text */
+	char *act; /* JSON text of the act claim */
+	char *cnf; /* JSON text of cnf, or NULL */
 	int64_t iat;
 	int64_t exp;
 	int64_t status_idx; /* global index: list = idx / size, bit = idx % size */
@@ -265,7 +264,7 @@ struct xc_store {
 	void *db;
 	pthread_mutex_t lock;
 	pthread_mutex_t alloc_lock;
-	int64_t alloc_next;   /* status indexes reserved in memory */
+	int64_t alloc_next; /* status indexes reserved in memory */
 	int64_t alloc_end;
 };
 
@@ -296,8 +295,8 @@ struct xc_batch *xc_batch_new(struct event_base *base, struct xc_store *store);
 /* Commits what is queued, then frees. */
 void xc_batch_free(struct xc_batch *b);
 /* Copies e; on success done(rc, arg) is called exactly once, later, from the batch's loop. */
-int xc_batch_add(struct xc_batch *b, const struct xc_ledger_entry *e, xc_batch_done_fn done,
-    void *arg);
+int xc_batch_add(
+    struct xc_batch *b, const struct xc_ledger_entry *e, xc_batch_done_fn done, void *arg);
 int xc_store_ledger_get(struct xc_store *s, const char *jti, struct xc_ledger_entry *e);
 int xc_store_revoke(struct xc_store *s, enum xc_revoke_by by, const char *value, long *n);
 int xc_store_status_bits(struct xc_store *s, int64_t first, int64_t count, unsigned char *bits);
@@ -321,14 +320,14 @@ struct xc_req {
 	int tls;
 	const char *peer_addr;
 	/* mTLS client: the verified X.509-SVID's SPIFFE ID and certificate, when presented. */
-	X509 *peer_cert;             /* borrowed from the connection */
-	const char *peer_id;         /* NULL when no valid X.509-SVID */
-	int peer_cert_bad;           /* a certificate was presented and did not validate */
+	X509 *peer_cert; /* borrowed from the connection */
+	const char *peer_id; /* NULL when no valid X.509-SVID */
+	int peer_cert_bad; /* a certificate was presented and did not validate */
 	struct agentid_error peer_err;
-	int status;                  /* HTTP status sent, for metrics */
-	struct xc_batch *batch;      /* the worker's ledger batch (NULL: insert at once) */
-	struct timespec t0;          /* when dispatch started, for the latency histogram */
-	int deferred;                /* the response is sent later, by the batch */
+	int status; /* HTTP status sent, for metrics */
+	struct xc_batch *batch; /* the worker's ledger batch (NULL: insert at once) */
+	struct timespec t0; /* when dispatch started, for the latency histogram */
+	int deferred; /* the response is sent later, by the batch */
 };
 
 enum xc_endpoint {
@@ -347,8 +346,8 @@ enum xc_endpoint {
 
 /* Sends body as application/json with Cache-Control: no-store and Pragma: no-cache. */
 void xc_send_json(struct xc_req *r, int code, const json_t *body);
-void xc_send_json_text(struct xc_req *r, int code, const char *text, const char *ctype,
-    int cacheable);
+void xc_send_json_text(
+    struct xc_req *r, int code, const char *text, const char *ctype, int cacheable);
 /* RFC 6749 section 5.2 error; code 400 or 401 (invalid_client). */
 void xc_send_oauth_error(struct xc_req *r, int code, const char *error, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -365,8 +364,7 @@ int xc_read_form(struct xc_req *r, struct xc_form **out);
 #define XC_FORM_MAX_PARAMS 64
 
 /* Strict application/x-www-form-urlencoded parse; errbuf says why on -1. */
-int xc_form_parse(const char *body, size_t len, struct xc_form **out, char *errbuf,
-    size_t errlen);
+int xc_form_parse(const char *body, size_t len, struct xc_form **out, char *errbuf, size_t errlen);
 /* The single value of name, or NULL. */
 const char *xc_form_get(const struct xc_form *f, const char *name);
 /* Number of values of name (repeatable parameters), and the i-th. */
@@ -405,8 +403,8 @@ void xc_policy_free(struct xc_config *c);
  * SPIFFE subject (ext_issuer NULL) by pattern, or external subject of
  * ext_issuer by exact value or "*".  NULL when none.
  */
-const struct xc_rule *xc_policy_match(const struct xc_config *c, const char *agent,
-    const char *subject, const char *ext_issuer);
+const struct xc_rule *xc_policy_match(
+    const struct xc_config *c, const char *agent, const char *subject, const char *ext_issuer);
 
 /* ------------------------------------------------------------ own tokens (token.c) */
 
@@ -415,8 +413,8 @@ const struct xc_rule *xc_policy_match(const struct xc_config *c, const char *age
  * at+jwt, iss, exp (unless allow_expired).  Ledger state is the caller's
  * business.  *claims is a new reference.
  */
-int xc_own_token_verify(const struct xc_runtime *rt, const char *tok, time_t now,
-    int allow_expired, json_t **claims, struct agentid_error *err);
+int xc_own_token_verify(const struct xc_runtime *rt, const char *tok, time_t now, int allow_expired,
+    json_t **claims, struct agentid_error *err);
 
 /* ------------------------------------------------------------ DPoP (dpop.c) */
 
@@ -479,10 +477,10 @@ void xc_remote_free(void);
 /* ------------------------------------------------------------ audit (audit_glue.c) */
 
 struct xc_audit_event {
-	const char *event;        /* exchange.granted, exchange.denied, token.revoked */
+	const char *event; /* exchange.granted, exchange.denied, token.revoked */
 	const char *agent;
 	const char *subject;
-	const json_t *act;        /* the act claim (nested), for the chain */
+	const json_t *act; /* the act claim (nested), for the chain */
 	const char *task;
 	const char *jti;
 	const char *parent_jti;
@@ -490,8 +488,8 @@ struct xc_audit_event {
 	const json_t *aud;
 	const char *scope;
 	const char *scope_requested;
-	const char *decision;     /* "allow" / "deny" */
-	const char *reason;       /* stable reason code or OAuth error */
+	const char *decision; /* "allow" / "deny" */
+	const char *reason; /* stable reason code or OAuth error */
 	const char *client;
 };
 
@@ -504,8 +502,8 @@ void xc_audit_close(void);
 
 int xc_tls_ctx_new(const struct xc_config *c, SSL_CTX **out, char *errbuf, size_t errlen);
 /* Binds listeners and starts the worker threads; returns when they are running. */
-int xc_server_start(struct xc_runtime *rt, struct xc_store *store, int threads, char *errbuf,
-    size_t errlen);
+int xc_server_start(
+    struct xc_runtime *rt, struct xc_store *store, int threads, char *errbuf, size_t errlen);
 /* Stops accepting, lets in-flight responses drain, joins the workers. */
 void xc_server_stop(void);
 /* Publishes a new runtime; workers switch to it before their next request. */
@@ -521,8 +519,8 @@ void xc_conn_fini(void);
  * The bufferevent of a new connection (evhttp's bevcb), TLS when ssl is set
  * (ownership moves), with the request deadline and the connection cap.
  */
-struct bufferevent *xc_conn_bev_new(struct event_base *base, SSL *ssl, int request_timeout,
-    int max_connections);
+struct bufferevent *xc_conn_bev_new(
+    struct event_base *base, SSL *ssl, int request_timeout, int max_connections);
 /* Called by the request handler: the request arrived complete, stop its deadline. */
 void xc_conn_request(struct evhttp_request *req);
 /* Open connections; connections closed because a request missed its deadline. */

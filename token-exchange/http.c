@@ -96,8 +96,9 @@ xc_send_oauth_error(struct xc_req *r, int code, const char *error, const char *f
 	for (i = 0; desc[i] != '\0'; i++)
 		if (desc[i] < 0x20 || desc[i] > 0x7e || desc[i] == '"' || desc[i] == '\\')
 			desc[i] = '?';
-	if (code == 401 && evhttp_find_header(evhttp_request_get_input_headers(r->req),
-			       "Authorization") != NULL) {
+	if (code == 401
+	    && evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization")
+	        != NULL) {
 		/* RFC 6749 section 5.2: the client tried an Authorization scheme. */
 		evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
 		    "Basic realm=\"agentid-exchange\"");
@@ -148,8 +149,8 @@ is_form_type(const char *ct)
 	p++;
 	while (*p == ' ' || *p == '\t')
 		p++;
-	return strncasecmp(p, "charset=utf-8", 13) == 0 &&
-	    (p[13] == '\0' || p[13] == ' ' || p[13] == ';');
+	return strncasecmp(p, "charset=utf-8", 13) == 0
+	    && (p[13] == '\0' || p[13] == ' ' || p[13] == ';');
 }
 
 int

@@ -32,8 +32,8 @@ load_or_create(const char *path, enum agentid_alg alg, int may_create, struct ag
 	*out = NULL;
 	agentid_error_clear(&err);
 	if (stat(path, &st) != 0 && errno == ENOENT && may_create) {
-		if ((r = agentid_key_generate(alg, &key)) != 0 ||
-		    (r = agentid_key_write_private_file(key, path)) != 0) {
+		if ((r = agentid_key_generate(alg, &key)) != 0
+		    || (r = agentid_key_write_private_file(key, path)) != 0) {
 			snprintf(errbuf, errlen, "%s: cannot create signing key: %s", path,
 			    agentid_strerror(r));
 			agentid_key_free(key);
@@ -56,9 +56,8 @@ load_or_create(const char *path, enum agentid_alg alg, int may_create, struct ag
 		agentid_key_free(key);
 		return -1;
 	}
-	if (agentid_key_thumbprint(key, kid, sizeof(kid)) != 0 ||
-	    agentid_key_set_kid(key, kid) != 0 || agentid_key_set_alg(key, alg) != 0 ||
-	    agentid_key_set_use(key, "sig") != 0) {
+	if (agentid_key_thumbprint(key, kid, sizeof(kid)) != 0 || agentid_key_set_kid(key, kid) != 0
+	    || agentid_key_set_alg(key, alg) != 0 || agentid_key_set_use(key, "sig") != 0) {
 		snprintf(errbuf, errlen, "%s: cannot prepare key", path);
 		agentid_key_free(key);
 		return -1;
@@ -102,8 +101,8 @@ xc_issuer_load(const struct xc_config *c, struct xc_issuer **out, char *errbuf, 
 		agentid_key_free(k);
 		k = NULL;
 	}
-	if (agentid_keyset_to_json(is->verify, &jwks) != 0 ||
-	    (is->jwks_json = json_dumps(jwks, JSON_COMPACT)) == NULL) {
+	if (agentid_keyset_to_json(is->verify, &jwks) != 0
+	    || (is->jwks_json = json_dumps(jwks, JSON_COMPACT)) == NULL) {
 		snprintf(errbuf, errlen, "cannot build the JWK Set");
 		goto out;
 	}
@@ -169,8 +168,8 @@ put_b64(char **p, const char *end, const void *in, size_t n)
  * (media types; RFC 7638 thumbprints are base64url).  *out to free().
  */
 int
-xc_issuer_sign_text(const struct xc_issuer *is, const char *typ, const char *payload, size_t len,
-    char **out)
+xc_issuer_sign_text(
+    const struct xc_issuer *is, const char *typ, const char *payload, size_t len, char **out)
 {
 	const char *alg = agentid_alg_name(is->alg), *kid = agentid_key_kid(is->current);
 	unsigned char *sig = NULL;
@@ -181,15 +180,15 @@ xc_issuer_sign_text(const struct xc_issuer *is, const char *typ, const char *pay
 	*out = NULL;
 	if (alg == NULL)
 		return AGENTID_EINVAL;
-	w = kid != NULL ? snprintf(hdr, sizeof(hdr), "{\"alg\":\"%s\",\"kid\":\"%s\",\"typ\":\"%s\"}",
-			      alg, kid, typ)
-			: snprintf(hdr, sizeof(hdr), "{\"alg\":\"%s\",\"typ\":\"%s\"}", alg, typ);
+	w = kid != NULL ? snprintf(
+	        hdr, sizeof(hdr), "{\"alg\":\"%s\",\"kid\":\"%s\",\"typ\":\"%s\"}", alg, kid, typ)
+	                : snprintf(hdr, sizeof(hdr), "{\"alg\":\"%s\",\"typ\":\"%s\"}", alg, typ);
 	if (w < 0 || (size_t)w >= sizeof(hdr))
 		return AGENTID_EINVAL;
 	hlen = (size_t)w;
 	/* header.payload.signature; a signature is at most 1024 bytes (RSA-8192). */
-	n = agentid_b64url_encoded_len(hlen) + agentid_b64url_encoded_len(len) +
-	    agentid_b64url_encoded_len(1024) + 3;
+	n = agentid_b64url_encoded_len(hlen) + agentid_b64url_encoded_len(len)
+	    + agentid_b64url_encoded_len(1024) + 3;
 	if ((b = malloc(n)) == NULL)
 		return AGENTID_ENOMEM;
 	p = b;
@@ -212,4 +211,3 @@ out:
 	free(b);
 	return r;
 }
-

@@ -132,7 +132,8 @@ load_trust(const struct xc_config *c, struct agentid_trust **out, char *errbuf, 
 		if (td->bundle_file != NULL)
 			r = agentid_bundle_load_file(td->name, td->bundle_file, &b, &err);
 		else if (xc_remote_body(XC_REMOTE_BUNDLE, td->name, td->bundle_url, td->bundle_ca,
-			     &body, &len, why, sizeof(why)) == 0) {
+		             &body, &len, why, sizeof(why))
+		    == 0) {
 			r = agentid_bundle_parse(td->name, body, len, &b, &err);
 			free(body);
 			body = NULL;
@@ -145,15 +146,15 @@ load_trust(const struct xc_config *c, struct agentid_trust **out, char *errbuf, 
 			 * empty bundle trusts nothing, and the refresh timer keeps
 			 * trying.
 			 */
-			xc_log(AGENTID_LOG_ERROR, "trust domain %s: no keys, its SVIDs are refused: %s",
-			    td->name, why);
+			xc_log(AGENTID_LOG_ERROR,
+			    "trust domain %s: no keys, its SVIDs are refused: %s", td->name, why);
 			r = agentid_bundle_new(td->name, &b);
 		}
 		if (r != 0) {
 			snprintf(errbuf, errlen, "trust domain %s: bundle %s: %s%s%s", td->name,
 			    td->bundle_file != NULL ? td->bundle_file : td->bundle_url,
 			    r == AGENTID_EREJECTED ? agentid_reason_text(err.reason)
-						   : agentid_strerror(r),
+			                           : agentid_strerror(r),
 			    err.detail[0] ? ": " : "", err.detail);
 			goto fail;
 		}
@@ -197,7 +198,8 @@ load_externals(struct xc_runtime *rt, char *errbuf, size_t errlen)
 			r = agentid_keyset_parse(body, len, &rt->ext[i].keys, &err);
 			agentid_free(body);
 		} else if (xc_remote_body(XC_REMOTE_JWKS, e->issuer, e->jwks_url, e->jwks_ca, &body,
-			       &len, why, sizeof(why)) == 0) {
+		               &len, why, sizeof(why))
+		    == 0) {
 			agentid_error_clear(&err);
 			r = agentid_keyset_parse(body, len, &rt->ext[i].keys, &err);
 			free(body);
@@ -205,9 +207,12 @@ load_externals(struct xc_runtime *rt, char *errbuf, size_t errlen)
 			snprintf(errbuf, errlen, "external issuer %s: %s", e->issuer, why);
 			return -1;
 		} else {
-			/* No keys: this issuer's tokens are refused (no_keys) until jwks_url answers. */
-			xc_log(AGENTID_LOG_ERROR, "external issuer %s: no keys, its tokens are "
-						  "refused: %s", e->issuer, why);
+			/* No keys: this issuer's tokens are refused (no_keys) until jwks_url
+			 * answers. */
+			xc_log(AGENTID_LOG_ERROR,
+			    "external issuer %s: no keys, its tokens are "
+			    "refused: %s",
+			    e->issuer, why);
 			continue;
 		}
 		body = NULL;
@@ -231,7 +236,7 @@ build_metadata(struct xc_runtime *rt)
 	snprintf(url[1], sizeof(url[1]), "%s/revoke", c->issuer);
 	snprintf(url[2], sizeof(url[2]), "%s/introspect", c->issuer);
 	m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:[s],s:[s,s],s:[s,s],s:[s,s],s:[s,s,s,s,s,s,s,s],"
-		      "s:b,s:[s,s],s:[s]}",
+	              "s:b,s:[s,s],s:[s]}",
 	    "issuer", c->issuer, "token_endpoint", c->token_endpoint, "jwks_uri", url[0],
 	    "revocation_endpoint", url[1], "introspection_endpoint", url[2],
 	    "grant_types_supported", XC_TOKEN_EXCHANGE_GRANT,
@@ -239,10 +244,8 @@ build_metadata(struct xc_runtime *rt)
 	    "revocation_endpoint_auth_methods_supported", "tls_client_auth", "spiffe_jwt",
 	    "introspection_endpoint_auth_methods_supported", "tls_client_auth", "spiffe_jwt",
 	    "dpop_signing_alg_values_supported", "ES256", "ES384", "ES512", "RS256", "PS256",
-	    "PS384", "EdDSA", "Ed25519",
-	    "tls_client_certificate_bound_access_tokens", 1,
-	    "token_types_supported", XC_TT_ACCESS, XC_TT_JWT,
-	    "response_types_supported", "token");
+	    "PS384", "EdDSA", "Ed25519", "tls_client_certificate_bound_access_tokens", 1,
+	    "token_types_supported", XC_TT_ACCESS, XC_TT_JWT, "response_types_supported", "token");
 	if (m == NULL)
 		return -1;
 	rt->metadata_json = json_dumps(m, JSON_COMPACT);
@@ -251,8 +254,8 @@ build_metadata(struct xc_runtime *rt)
 }
 
 int
-xc_runtime_build(struct xc_config *cfg, unsigned gen, struct xc_runtime **out, char *errbuf,
-    size_t errlen)
+xc_runtime_build(
+    struct xc_config *cfg, unsigned gen, struct xc_runtime **out, char *errbuf, size_t errlen)
 {
 	struct agentid_verifier_config vc;
 	struct xc_runtime *rt;
@@ -285,15 +288,17 @@ xc_runtime_build(struct xc_config *cfg, unsigned gen, struct xc_runtime **out, c
 		goto fail;
 	if (load_externals(rt, errbuf, errlen) != 0)
 		goto fail;
-	if (cfg->n_admin_ids > 0 &&
-	    agentid_spiffe_patterns_parse((const char *const *)cfg->admin_ids, cfg->n_admin_ids,
-		&rt->admin_pats, &err) != 0) {
+	if (cfg->n_admin_ids > 0
+	    && agentid_spiffe_patterns_parse(
+	           (const char *const *)cfg->admin_ids, cfg->n_admin_ids, &rt->admin_pats, &err)
+	        != 0) {
 		snprintf(errbuf, errlen, "%s: admin ids: %s", cfg->path, err.detail);
 		goto fail;
 	}
-	if (cfg->n_introspect_ids > 0 &&
-	    agentid_spiffe_patterns_parse((const char *const *)cfg->introspect_ids,
-		cfg->n_introspect_ids, &rt->introspect_pats, &err) != 0) {
+	if (cfg->n_introspect_ids > 0
+	    && agentid_spiffe_patterns_parse((const char *const *)cfg->introspect_ids,
+	           cfg->n_introspect_ids, &rt->introspect_pats, &err)
+	        != 0) {
 		snprintf(errbuf, errlen, "%s: introspection ids: %s", cfg->path, err.detail);
 		goto fail;
 	}
@@ -350,8 +355,8 @@ schedule_refresh(const struct xc_config *c)
 	if (n != refresh_every)
 		xc_log(AGENTID_LOG_INFO, "refreshing bundle_url/jwks_url keys every %ld s%s", n,
 		    raised ? " (a spiffe_refresh_hint below key_refresh.min_interval was raised "
-			     "to it)"
-			   : "");
+		             "to it)"
+		           : "");
 	refresh_every = n;
 	tv.tv_sec = n;
 	tv.tv_usec = 0;
@@ -481,8 +486,10 @@ on_refresh(evutil_socket_t fd, short what, void *arg)
 	if (xc_remote_refresh(cur->cfg) || rebuild_pending) {
 		if (reload(0) == 0) {
 			rebuild_pending = 0;
-			xc_log(AGENTID_LOG_INFO, "new keys from bundle_url/jwks_url in use "
-						 "(generation %u)", generation);
+			xc_log(AGENTID_LOG_INFO,
+			    "new keys from bundle_url/jwks_url in use "
+			    "(generation %u)",
+			    generation);
 		} else {
 			rebuild_pending = 1;
 			schedule_refresh(cur->cfg);
@@ -630,8 +637,8 @@ main(int argc, char **argv)
 	ev_prune = event_new(main_base, -1, EV_PERSIST, on_prune, NULL);
 	ev_tick = event_new(main_base, -1, EV_PERSIST, on_tick, NULL);
 	ev_refresh = event_new(main_base, -1, 0, on_refresh, NULL);
-	if (ev_hup == NULL || ev_term == NULL || ev_int == NULL || ev_prune == NULL ||
-	    ev_tick == NULL || ev_refresh == NULL)
+	if (ev_hup == NULL || ev_term == NULL || ev_int == NULL || ev_prune == NULL
+	    || ev_tick == NULL || ev_refresh == NULL)
 		goto stop;
 	evsignal_add(ev_hup, NULL);
 	evsignal_add(ev_term, NULL);

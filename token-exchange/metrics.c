@@ -29,8 +29,8 @@ static const char *const ep_names[XC_EP__COUNT] = {
 static const int codes[] = { 200, 400, 401, 403, 404, 405, 413, 503, 0 };
 #define N_CODES (sizeof(codes) / sizeof(codes[0]))
 
-static const double buckets[] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-	0.5, 1.0 };
+static const double buckets[]
+    = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0 };
 #define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
 static atomic_ulong requests[XC_EP__COUNT][N_CODES];
@@ -91,9 +91,10 @@ xc_metrics_render(struct evbuffer *b)
 	size_t e, i;
 	long bt;
 
-	evbuffer_add_printf(b, "# HELP agentid_exchange_requests_total HTTP requests by endpoint "
-			       "and status code.\n"
-			       "# TYPE agentid_exchange_requests_total counter\n");
+	evbuffer_add_printf(b,
+	    "# HELP agentid_exchange_requests_total HTTP requests by endpoint "
+	    "and status code.\n"
+	    "# TYPE agentid_exchange_requests_total counter\n");
 	for (e = 0; e < XC_EP__COUNT; e++)
 		for (i = 0; i < N_CODES; i++) {
 			v = atomic_load_explicit(&requests[e][i], memory_order_relaxed);
@@ -106,21 +107,23 @@ xc_metrics_render(struct evbuffer *b)
 				    ep_names[e], codes[i], v);
 			else
 				evbuffer_add_printf(b,
-				    "agentid_exchange_requests_total{endpoint=\"%s\",code=\"other\"} "
+				    "agentid_exchange_requests_total{endpoint=\"%s\",code="
+				    "\"other\"} "
 				    "%lu\n",
 				    ep_names[e], v);
 		}
-	evbuffer_add_printf(b, "# HELP agentid_exchange_token_seconds Latency of POST /token.\n"
-			       "# TYPE agentid_exchange_token_seconds histogram\n");
+	evbuffer_add_printf(b,
+	    "# HELP agentid_exchange_token_seconds Latency of POST /token.\n"
+	    "# TYPE agentid_exchange_token_seconds histogram\n");
 	for (i = 0; i < N_BUCKETS; i++) {
 		cum += atomic_load_explicit(&lat_buckets[i], memory_order_relaxed);
-		evbuffer_add_printf(b, "agentid_exchange_token_seconds_bucket{le=\"%g\"} %lu\n",
-		    buckets[i], cum);
+		evbuffer_add_printf(
+		    b, "agentid_exchange_token_seconds_bucket{le=\"%g\"} %lu\n", buckets[i], cum);
 	}
 	cum += atomic_load_explicit(&lat_buckets[N_BUCKETS], memory_order_relaxed);
 	evbuffer_add_printf(b, "agentid_exchange_token_seconds_bucket{le=\"+Inf\"} %lu\n", cum);
-	evbuffer_add_printf(b, "agentid_exchange_token_seconds_sum %.6f\n",
-	    (double)atomic_load(&lat_sum_us) / 1e6);
+	evbuffer_add_printf(
+	    b, "agentid_exchange_token_seconds_sum %.6f\n", (double)atomic_load(&lat_sum_us) / 1e6);
 	evbuffer_add_printf(b, "agentid_exchange_token_seconds_count %lu\n", cum);
 	evbuffer_add_printf(b,
 	    "# HELP agentid_exchange_tokens_issued_total Access tokens issued.\n"

@@ -42,18 +42,22 @@ xc_policy_compile(struct xc_config *c, char *errbuf, size_t errlen)
 		char prefix[64];
 
 		snprintf(prefix, sizeof(prefix), "%s: ", c->path);
-		if (compile_patterns(r->agents, r->n_agents, &r->agent_pats, "agent", r, errbuf,
-		    errlen) != 0)
+		if (compile_patterns(
+		        r->agents, r->n_agents, &r->agent_pats, "agent", r, errbuf, errlen)
+		    != 0)
 			return -1;
-		if (r->subject_issuer == NULL &&
-		    compile_patterns(r->subjects, r->n_subjects, &r->subject_pats, "subject", r,
-		    errbuf, errlen) != 0)
+		if (r->subject_issuer == NULL
+		    && compile_patterns(r->subjects, r->n_subjects, &r->subject_pats, "subject", r,
+		           errbuf, errlen)
+		        != 0)
 			return -1;
 		if (compile_patterns(r->delegate_to, r->n_delegate_to, &r->delegate_pats,
-		    "delegate_to", r, errbuf, errlen) != 0)
+		        "delegate_to", r, errbuf, errlen)
+		    != 0)
 			return -1;
-		if (compile_patterns(r->clients, r->n_clients, &r->client_pats, "clients", r,
-		    errbuf, errlen) != 0)
+		if (compile_patterns(
+		        r->clients, r->n_clients, &r->client_pats, "clients", r, errbuf, errlen)
+		    != 0)
 			return -1;
 		if (r->subject_issuer != NULL) {
 			for (j = 0; j < c->n_ext; j++)
@@ -73,11 +77,11 @@ xc_policy_compile(struct xc_config *c, char *errbuf, size_t errlen)
 		}
 		for (j = 0; j < r->n_scopes; j++) {
 			agentid_error_clear(&err);
-			if (agentid_scopes_add(r->scope_set, r->scopes[j], strlen(r->scopes[j])) !=
-			    0) {
+			if (agentid_scopes_add(r->scope_set, r->scopes[j], strlen(r->scopes[j]))
+			    != 0) {
 				snprintf(errbuf, errlen,
-				    "%s: policy rule at line %d: '%s' is not a valid scope", c->path,
-				    r->line, r->scopes[j]);
+				    "%s: policy rule at line %d: '%s' is not a valid scope",
+				    c->path, r->line, r->scopes[j]);
 				return -1;
 			}
 		}
@@ -115,8 +119,8 @@ external_subject_match(const struct xc_rule *r, const char *subject)
 }
 
 const struct xc_rule *
-xc_policy_match(const struct xc_config *c, const char *agent, const char *subject,
-    const char *ext_issuer)
+xc_policy_match(
+    const struct xc_config *c, const char *agent, const char *subject, const char *ext_issuer)
 {
 	size_t i;
 
@@ -133,8 +137,8 @@ xc_policy_match(const struct xc_config *c, const char *agent, const char *subjec
 		} else {
 			if (r->subject_issuer != NULL)
 				continue;
-			if (!agentid_spiffe_patterns_match(r->subject_pats, subject,
-			    strlen(subject)))
+			if (!agentid_spiffe_patterns_match(
+			        r->subject_pats, subject, strlen(subject)))
 				continue;
 		}
 		return r;

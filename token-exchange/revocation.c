@@ -44,7 +44,8 @@ xc_status_uri(const struct xc_runtime *rt, int64_t list, char **out)
 	return 0;
 }
 
-/* Builds and signs list number `list` from the ledger (libagentid encodes and signs); *out to free(). */
+/* Builds and signs list number `list` from the ledger (libagentid encodes and signs); *out to
+ * free(). */
 static int
 build_list(struct xc_req *r, int64_t list, char **out)
 {
@@ -57,14 +58,14 @@ build_list(struct xc_req *r, int64_t list, char **out)
 	int rc = -1;
 
 	*out = NULL;
-	if ((bits = calloc((size_t)(size + 7) / 8, 1)) == NULL ||
-	    xc_store_status_bits(r->store, list * size, size, bits) != 0 ||
-	    agentid_status_list_new((size_t)size, 1, &l) != 0 ||
-	    xc_status_uri(r->rt, list, &uri) != 0)
+	if ((bits = calloc((size_t)(size + 7) / 8, 1)) == NULL
+	    || xc_store_status_bits(r->store, list * size, size, bits) != 0
+	    || agentid_status_list_new((size_t)size, 1, &l) != 0
+	    || xc_status_uri(r->rt, list, &uri) != 0)
 		goto out;
 	for (i = 0; i < size; i++)
-		if ((bits[i / 8] & (1u << (i % 8))) != 0 &&
-		    agentid_status_list_set(l, (size_t)i, AGENTID_STATUS_INVALID) != 0)
+		if ((bits[i / 8] & (1u << (i % 8))) != 0
+		    && agentid_status_list_set(l, (size_t)i, AGENTID_STATUS_INVALID) != 0)
 			goto out;
 	memset(&cl, 0, sizeof(cl));
 	cl.uri = uri;
@@ -100,8 +101,8 @@ xc_handle_statuslist(struct xc_req *r, const char *n)
 		return;
 	}
 	list = strtoll(n, &end, 10);
-	if (n[0] < '0' || n[0] > '9' || *end != '\0' || (n[0] == '0' && n[1] != '\0') ||
-	    list < 0 || list > LIST_MAX_NUMBER) {
+	if (n[0] < '0' || n[0] > '9' || *end != '\0' || (n[0] == '0' && n[1] != '\0') || list < 0
+	    || list > LIST_MAX_NUMBER) {
 		xc_send_plain_error(r, 404, "not_found");
 		return;
 	}
@@ -125,8 +126,8 @@ xc_handle_statuslist(struct xc_req *r, const char *n)
 		if (oldest == NULL || cache[i].built < oldest->built)
 			oldest = &cache[i];
 	}
-	if (slot == NULL || slot->epoch != epoch ||
-	    now - slot->built >= r->rt->cfg->status_list_ttl) {
+	if (slot == NULL || slot->epoch != epoch
+	    || now - slot->built >= r->rt->cfg->status_list_ttl) {
 		if (slot == NULL)
 			slot = oldest;
 		free(slot->jwt);
@@ -178,8 +179,8 @@ audit_revocation(const char *by, const char *value, long n, const char *client)
 static int
 is_admin(const struct xc_req *r, const char *id)
 {
-	return id != NULL && r->rt->admin_pats != NULL &&
-	    agentid_spiffe_patterns_match(r->rt->admin_pats, id, strlen(id));
+	return id != NULL && r->rt->admin_pats != NULL
+	    && agentid_spiffe_patterns_match(r->rt->admin_pats, id, strlen(id));
 }
 
 void
@@ -212,12 +213,12 @@ xc_handle_revoke(struct xc_req *r)
 	jti = json_string_value(json_object_get(claims, "jti"));
 	act = json_object_get(claims, "act");
 	/* The client the token was issued to, its current actor, or an admin may revoke it. */
-	if (!(cid != NULL && strcmp(cid, client.id) == 0) &&
-	    !(json_is_object(act) && json_is_string(json_object_get(act, "sub")) &&
-		strcmp(json_string_value(json_object_get(act, "sub")), client.id) == 0) &&
-	    !is_admin(r, client.id)) {
-		xc_send_oauth_error(r, 400, "unauthorized_client",
-		    "the token was not issued to this client");
+	if (!(cid != NULL && strcmp(cid, client.id) == 0)
+	    && !(json_is_object(act) && json_is_string(json_object_get(act, "sub"))
+	        && strcmp(json_string_value(json_object_get(act, "sub")), client.id) == 0)
+	    && !is_admin(r, client.id)) {
+		xc_send_oauth_error(
+		    r, 400, "unauthorized_client", "the token was not issued to this client");
 		goto out;
 	}
 	if (xc_store_revoke(r->store, XC_REVOKE_JTI, jti, &n) != 0) {
@@ -250,9 +251,9 @@ xc_handle_introspect(struct xc_req *r)
 		return;
 	if (xc_client_authenticate(r, f, &client) != 0)
 		goto out;
-	if (r->rt->introspect_pats != NULL &&
-	    !agentid_spiffe_patterns_match(r->rt->introspect_pats, client.id, strlen(client.id)) &&
-	    !is_admin(r, client.id)) {
+	if (r->rt->introspect_pats != NULL
+	    && !agentid_spiffe_patterns_match(r->rt->introspect_pats, client.id, strlen(client.id))
+	    && !is_admin(r, client.id)) {
 		xc_send_plain_error(r, 403, "access_denied");
 		goto out;
 	}
@@ -277,14 +278,12 @@ xc_handle_introspect(struct xc_req *r)
 	/* RFC 7662 section 2.2: "active" first, then the token's claims. */
 	if ((resp = json_pack("{s:b}", "active", 1)) == NULL)
 		goto oom;
-	json_object_foreach(claims, key, val)
-		if (json_object_set(resp, key, val) != 0)
-			goto oom;
+	json_object_foreach(claims, key, val) if (json_object_set(resp, key, val) != 0) goto oom;
 	cnf = json_object_get(claims, "cnf");
 	if (json_object_set_new(resp, "token_type",
-		json_string(json_is_object(cnf) && json_object_get(cnf, "jkt") != NULL ? "DPoP"
-										       : "Bearer")) !=
-	    0)
+	        json_string(
+	            json_is_object(cnf) && json_object_get(cnf, "jkt") != NULL ? "DPoP" : "Bearer"))
+	    != 0)
 		goto oom;
 	xc_send_json(r, 200, resp);
 	goto out;
@@ -320,8 +319,8 @@ xc_handle_admin_revoke(struct xc_req *r)
 	if (xc_read_form(r, &f) != 0)
 		return;
 	if (r->peer_id == NULL) {
-		xc_send_oauth_error(r, 401, "invalid_client",
-		    "the admin API needs mTLS with an admin X.509-SVID");
+		xc_send_oauth_error(
+		    r, 401, "invalid_client", "the admin API needs mTLS with an admin X.509-SVID");
 		goto out;
 	}
 	if (!is_admin(r, r->peer_id)) {
@@ -343,8 +342,8 @@ xc_handle_admin_revoke(struct xc_req *r)
 		by = kinds[i].by;
 	}
 	if (value == NULL) {
-		xc_send_oauth_error(r, 400, "invalid_request",
-		    "give exactly one of jti, agent, subject, task");
+		xc_send_oauth_error(
+		    r, 400, "invalid_request", "give exactly one of jti, agent, subject, task");
 		goto out;
 	}
 	if (xc_store_revoke(r->store, by, value, &n) != 0) {

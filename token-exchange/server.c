@@ -46,9 +46,9 @@ struct worker;
 /* One worker's share of a unix-domain listener (see bind_unix). */
 struct unix_slot {
 	struct worker *w;
-	size_t i;                   /* the listener's index in the configuration */
+	size_t i; /* the listener's index in the configuration */
 	int tls;
-	struct evhttp *http;        /* this worker's evhttp for this socket alone */
+	struct evhttp *http; /* this worker's evhttp for this socket alone */
 	struct evconnlistener *lev; /* NULL once stopped; under unix_lock */
 };
 
@@ -165,8 +165,8 @@ xc_tls_ctx_new(const struct xc_config *c, SSL_CTX **out, char *errbuf, size_t er
 		SSL_CTX_free(ctx);
 		return -1;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
+	if (SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) != 1
+	    || SSL_CTX_check_private_key(ctx) != 1) {
 		snprintf(errbuf, errlen, "%s: cannot load the TLS key, or it does not match",
 		    c->tls_key);
 		SSL_CTX_free(ctx);
@@ -194,8 +194,7 @@ bev_tls(struct event_base *base, void *arg)
 	worker_refresh(w);
 	if (w->rt->ssl_ctx == NULL || (ssl = SSL_new(w->rt->ssl_ctx)) == NULL)
 		return NULL;
-	return xc_conn_bev_new(base, ssl, w->rt->cfg->request_timeout,
-	    w->rt->cfg->max_connections);
+	return xc_conn_bev_new(base, ssl, w->rt->cfg->request_timeout, w->rt->cfg->max_connections);
 }
 
 static struct bufferevent *
@@ -204,8 +203,8 @@ bev_plain(struct event_base *base, void *arg)
 	struct worker *w = arg;
 
 	worker_refresh(w);
-	return xc_conn_bev_new(base, NULL, w->rt->cfg->request_timeout,
-	    w->rt->cfg->max_connections);
+	return xc_conn_bev_new(
+	    base, NULL, w->rt->cfg->request_timeout, w->rt->cfg->max_connections);
 }
 
 /* Fills r->peer_* from the connection's client certificate, verifying it once per runtime. */
@@ -218,8 +217,8 @@ peer_identify(struct xc_req *r)
 	X509 *cert;
 	SSL *ssl;
 
-	if (!r->tls || conn == NULL || (bev = evhttp_connection_get_bufferevent(conn)) == NULL ||
-	    (ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
+	if (!r->tls || conn == NULL || (bev = evhttp_connection_get_bufferevent(conn)) == NULL
+	    || (ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
 		return;
 	if ((cert = SSL_get0_peer_certificate(ssl)) == NULL)
 		return;
@@ -250,8 +249,9 @@ peer_identify(struct xc_req *r)
 	agentid_error_clear(&pc->err);
 	pc->generation = r->rt->generation;
 	/* The server side of SSL_get_peer_cert_chain excludes the leaf: it is the intermediates. */
-	if (agentid_x509svid_verify(cert, SSL_get_peer_cert_chain(ssl), r->rt->trust, time(NULL),
-		&pc->id, &pc->err) != 0) {
+	if (agentid_x509svid_verify(
+	        cert, SSL_get_peer_cert_chain(ssl), r->rt->trust, time(NULL), &pc->id, &pc->err)
+	    != 0) {
 		pc->bad = 1;
 		r->peer_cert_bad = 1;
 		r->peer_err = pc->err;
@@ -278,14 +278,13 @@ peer_identify(struct xc_req *r)
 static void
 send_static(struct xc_req *r, const char *body, const char *ctype)
 {
-	if (evhttp_request_get_command(r->req) != EVHTTP_REQ_GET &&
-	    evhttp_request_get_command(r->req) != EVHTTP_REQ_HEAD) {
+	if (evhttp_request_get_command(r->req) != EVHTTP_REQ_GET
+	    && evhttp_request_get_command(r->req) != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", "GET, HEAD");
 		xc_send_plain_error(r, 405, "method_not_allowed");
 		return;
 	}
-	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Cache-Control",
-	    "max-age=60");
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Cache-Control", "max-age=60");
 	xc_send_json_text(r, 200, body, ctype, 1);
 }
 
@@ -301,8 +300,8 @@ send_health(struct xc_req *r)
 		send_static(r, "{\"status\":\"ok\"}", "application/json");
 		return;
 	}
-	if (evhttp_request_get_command(r->req) != EVHTTP_REQ_GET &&
-	    evhttp_request_get_command(r->req) != EVHTTP_REQ_HEAD) {
+	if (evhttp_request_get_command(r->req) != EVHTTP_REQ_GET
+	    && evhttp_request_get_command(r->req) != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", "GET, HEAD");
 		xc_send_plain_error(r, 405, "method_not_allowed");
 		return;
@@ -322,8 +321,8 @@ send_metrics(struct xc_req *r)
 		return;
 	}
 	xc_metrics_render(b);
-	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type",
-	    "text/plain; version=0.0.4");
+	evhttp_add_header(
+	    evhttp_request_get_output_headers(r->req), "Content-Type", "text/plain; version=0.0.4");
 	r->status = 200;
 	evhttp_send_reply(r->req, 200, "OK", NULL);
 }
@@ -389,8 +388,8 @@ dispatch(struct evhttp_request *req, struct worker *w, int tls)
 	xc_metrics_request(ep, r.status);
 	if (ep == XC_EP_TOKEN) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		xc_metrics_exchange_latency((double)(t1.tv_sec - t0.tv_sec) +
-		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+		xc_metrics_exchange_latency(
+		    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	}
 }
 
@@ -510,8 +509,8 @@ worker_base_new(void)
  * unix socket, because evhttp does not tell the bufferevent callback which
  * listener accepted.
  */
-static int unix_fds[MAX_LISTENS] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-	-1 };
+static int unix_fds[MAX_LISTENS]
+    = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
 static char *unix_paths[MAX_LISTENS];
 
 /* Hands the turn to accept on u's socket to the next worker. */
@@ -563,10 +562,10 @@ unix_socket(const struct xc_listen *l, char *errbuf, size_t errlen)
 	/* A socket left by a previous run is replaced; anything else is an error. */
 	if (lstat(l->unix_path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(l->unix_path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
-	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    (l->unix_mode >= 0 && chmod(l->unix_path, (mode_t)l->unix_mode) != 0) ||
-	    listen(fd, 1024) != 0) {
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0
+	    || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0
+	    || (l->unix_mode >= 0 && chmod(l->unix_path, (mode_t)l->unix_mode) != 0)
+	    || listen(fd, 1024) != 0) {
 		snprintf(errbuf, errlen, "cannot listen on unix socket %s: %s", l->unix_path,
 		    strerror(errno));
 		if (fd >= 0)
@@ -637,8 +636,8 @@ unix_close_all(void)
 }
 
 static int
-bind_one(struct worker *w, struct evhttp *http, const struct xc_listen *l, int *port,
-    char *errbuf, size_t errlen)
+bind_one(struct worker *w, struct evhttp *http, const struct xc_listen *l, int *port, char *errbuf,
+    size_t errlen)
 {
 	struct sockaddr_storage ss;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
@@ -657,12 +656,13 @@ bind_one(struct worker *w, struct evhttp *http, const struct xc_listen *l, int *
 		sin6->sin6_port = htons((uint16_t)*port);
 		slen = sizeof(*sin6);
 	} else {
-		snprintf(errbuf, errlen, "listen address '%s' is not a numeric IP address", l->addr);
+		snprintf(
+		    errbuf, errlen, "listen address '%s' is not a numeric IP address", l->addr);
 		return -1;
 	}
 	lev = evconnlistener_new_bind(w->base, NULL, NULL,
-	    LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE |
-		LEV_OPT_CLOSE_ON_EXEC,
+	    LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE
+	        | LEV_OPT_CLOSE_ON_EXEC,
 	    1024, (struct sockaddr *)&ss, (int)slen);
 	if (lev == NULL) {
 		snprintf(errbuf, errlen, "cannot listen on %s port %d: %s", l->addr, *port,
@@ -702,8 +702,9 @@ http_new(struct worker *w, const struct xc_config *c, int tls)
 	evhttp_set_timeout(h, c->timeout);
 	/* Oversized bodies get a 413 (and the rest is drained) instead of a reset. */
 	evhttp_set_flags(h, EVHTTP_SERVER_LINGERING_CLOSE);
-	evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-		EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_allowed_methods(h,
+	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE
+	        | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(h, "application/json");
 	evhttp_set_gencb(h, tls ? gencb_tls : gencb_plain, w);
 	evhttp_set_bevcb(h, tls ? bev_tls : bev_plain, w);
@@ -711,8 +712,8 @@ http_new(struct worker *w, const struct xc_config *c, int tls)
 }
 
 int
-xc_server_start(struct xc_runtime *rt, struct xc_store *store, int threads, char *errbuf,
-    size_t errlen)
+xc_server_start(
+    struct xc_runtime *rt, struct xc_store *store, int threads, char *errbuf, size_t errlen)
 {
 	const struct xc_config *c = rt->cfg;
 	int ports[MAX_LISTENS];

@@ -84,11 +84,11 @@ xc_ledger_entry_clear(struct xc_ledger_entry *e)
 	memset(e, 0, sizeof(*e));
 }
 
-#define LOCKED(s, call)                                                                           \
-	do {                                                                                      \
-		pthread_mutex_lock(&(s)->lock);                                                   \
-		r = (call);                                                                       \
-		pthread_mutex_unlock(&(s)->lock);                                                 \
+#define LOCKED(s, call)                                                                            \
+	do {                                                                                       \
+		pthread_mutex_lock(&(s)->lock);                                                    \
+		r = (call);                                                                        \
+		pthread_mutex_unlock(&(s)->lock);                                                  \
 	} while (0)
 
 int
@@ -153,12 +153,12 @@ ledger_entry_copy(struct xc_ledger_entry *d, const struct xc_ledger_entry *e)
 	d->exp = e->exp;
 	d->status_idx = e->status_idx;
 	d->revoked = e->revoked;
-	if (dup_str(&d->parent_jti, e->parent_jti) != 0 ||
-	    dup_str(&d->root_jti, e->root_jti) != 0 || dup_str(&d->subject, e->subject) != 0 ||
-	    dup_str(&d->subject_iss, e->subject_iss) != 0 || dup_str(&d->actor, e->actor) != 0 ||
-	    dup_str(&d->client_id, e->client_id) != 0 || dup_str(&d->task, e->task) != 0 ||
-	    dup_str(&d->scope, e->scope) != 0 || dup_str(&d->aud, e->aud) != 0 ||
-	    dup_str(&d->act, e->act) != 0 || dup_str(&d->cnf, e->cnf) != 0) {
+	if (dup_str(&d->parent_jti, e->parent_jti) != 0 || dup_str(&d->root_jti, e->root_jti) != 0
+	    || dup_str(&d->subject, e->subject) != 0
+	    || dup_str(&d->subject_iss, e->subject_iss) != 0 || dup_str(&d->actor, e->actor) != 0
+	    || dup_str(&d->client_id, e->client_id) != 0 || dup_str(&d->task, e->task) != 0
+	    || dup_str(&d->scope, e->scope) != 0 || dup_str(&d->aud, e->aud) != 0
+	    || dup_str(&d->act, e->act) != 0 || dup_str(&d->cnf, e->cnf) != 0) {
 		xc_ledger_entry_clear(d);
 		return -1;
 	}

@@ -47,20 +47,20 @@
 #include <libpq-fe.h>
 
 #define SCHEMA_VERSION 1
-#define PG_LOCK_MIGRATE "1633904244"  /* advisory lock keys (arbitrary, fixed) */
+#define PG_LOCK_MIGRATE "1633904244" /* advisory lock keys (arbitrary, fixed) */
 #define PG_LOCK_REVOKE "1633904245"
 /* Bounds a cascade that keeps finding new children; each pass reaches one level deeper. */
 #define PG_REVOKE_MAX_PASSES 64
-#define PG_CONNECT_TIMEOUT "2"  /* seconds, unless conninfo sets connect_timeout */
-#define PG_RETRY_SECONDS 1.0    /* no reset attempt for this long after a failed one */
+#define PG_CONNECT_TIMEOUT "2" /* seconds, unless conninfo sets connect_timeout */
+#define PG_RETRY_SECONDS 1.0 /* no reset attempt for this long after a failed one */
 
 /* Fields other than down are used under the store's lock. */
 struct pg {
 	PGconn *conn;
-	atomic_int down;            /* the last attempt to reach the database failed */
-	double retry_at;            /* monotonic seconds: next reset attempt allowed */
-	double warn_at;             /* next connection warning allowed */
-	unsigned long suppressed;   /* failures not logged since the last warning */
+	atomic_int down; /* the last attempt to reach the database failed */
+	double retry_at; /* monotonic seconds: next reset attempt allowed */
+	double warn_at; /* next connection warning allowed */
+	unsigned long suppressed; /* failures not logged since the last warning */
 };
 
 static double
@@ -72,39 +72,39 @@ mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static const char schema_v1[] =
-    "CREATE TABLE tokens ("
-    " jti TEXT PRIMARY KEY, parent_jti TEXT, root_jti TEXT NOT NULL,"
-    " subject TEXT NOT NULL, subject_iss TEXT, actor TEXT NOT NULL, client_id TEXT,"
-    " task TEXT, scope TEXT,"
-    " aud TEXT, act TEXT, cnf TEXT, iat BIGINT NOT NULL, exp BIGINT NOT NULL,"
-    " status_idx BIGINT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, revoked_at BIGINT);"
-    "CREATE INDEX tokens_parent ON tokens(parent_jti);"
-    "CREATE INDEX tokens_actor ON tokens(actor);"
-    "CREATE INDEX tokens_subject ON tokens(subject);"
-    "CREATE INDEX tokens_task ON tokens(task);"
-    "CREATE INDEX tokens_exp ON tokens(exp);"
-    "CREATE INDEX tokens_revoked ON tokens(status_idx) WHERE revoked = 1;"
-    "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);"
-    "INSERT INTO counters VALUES ('status_next', 0), ('revocation_epoch', 0);"
-    "CREATE TABLE dpop_jti (jti TEXT PRIMARY KEY, exp BIGINT NOT NULL);"
-    "CREATE INDEX dpop_jti_exp ON dpop_jti(exp);"
-    "INSERT INTO schema_version VALUES (1);";
+static const char schema_v1[]
+    = "CREATE TABLE tokens ("
+      " jti TEXT PRIMARY KEY, parent_jti TEXT, root_jti TEXT NOT NULL,"
+      " subject TEXT NOT NULL, subject_iss TEXT, actor TEXT NOT NULL, client_id TEXT,"
+      " task TEXT, scope TEXT,"
+      " aud TEXT, act TEXT, cnf TEXT, iat BIGINT NOT NULL, exp BIGINT NOT NULL,"
+      " status_idx BIGINT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, revoked_at BIGINT);"
+      "CREATE INDEX tokens_parent ON tokens(parent_jti);"
+      "CREATE INDEX tokens_actor ON tokens(actor);"
+      "CREATE INDEX tokens_subject ON tokens(subject);"
+      "CREATE INDEX tokens_task ON tokens(task);"
+      "CREATE INDEX tokens_exp ON tokens(exp);"
+      "CREATE INDEX tokens_revoked ON tokens(status_idx) WHERE revoked = 1;"
+      "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);"
+      "INSERT INTO counters VALUES ('status_next', 0), ('revocation_epoch', 0);"
+      "CREATE TABLE dpop_jti (jti TEXT PRIMARY KEY, exp BIGINT NOT NULL);"
+      "CREATE INDEX dpop_jti_exp ON dpop_jti(exp);"
+      "INSERT INTO schema_version VALUES (1);";
 
 /*
  * The first pass of a revocation: the matching tokens and every descendant
  * visible now.  Later passes start from the children of what the previous
  * pass revoked ($1, a text array), to catch children committed meanwhile.
  */
-#define REVOKE_FIRST(col)                                                                         \
-	"WITH RECURSIVE d(jti) AS (SELECT jti FROM tokens WHERE " col " = $1 "                    \
-	"UNION SELECT t.jti FROM tokens t JOIN d ON t.parent_jti = d.jti) "                       \
-	"UPDATE tokens SET revoked = 1, revoked_at = $2::bigint "                                 \
+#define REVOKE_FIRST(col)                                                                          \
+	"WITH RECURSIVE d(jti) AS (SELECT jti FROM tokens WHERE " col " = $1 "                     \
+	"UNION SELECT t.jti FROM tokens t JOIN d ON t.parent_jti = d.jti) "                        \
+	"UPDATE tokens SET revoked = 1, revoked_at = $2::bigint "                                  \
 	"WHERE revoked = 0 AND jti IN (SELECT jti FROM d) RETURNING jti"
-#define REVOKE_NEXT                                                                               \
-	"WITH RECURSIVE d(jti) AS (SELECT jti FROM tokens WHERE parent_jti = ANY ($1::text[]) "   \
-	"UNION SELECT t.jti FROM tokens t JOIN d ON t.parent_jti = d.jti) "                       \
-	"UPDATE tokens SET revoked = 1, revoked_at = $2::bigint "                                 \
+#define REVOKE_NEXT                                                                                \
+	"WITH RECURSIVE d(jti) AS (SELECT jti FROM tokens WHERE parent_jti = ANY ($1::text[]) "    \
+	"UNION SELECT t.jti FROM tokens t JOIN d ON t.parent_jti = d.jti) "                        \
+	"UPDATE tokens SET revoked = 1, revoked_at = $2::bigint "                                  \
 	"WHERE revoked = 0 AND jti IN (SELECT jti FROM d) RETURNING jti"
 
 /* Logs a connection failure at most once per back-off window, with the count. */
@@ -160,7 +160,7 @@ pg_run(struct pg *p, const char *sql, int n, const char *const *vals)
 {
 	/* Without parameters, PQexec: it also runs scripts of several statements. */
 	return n > 0 ? PQexecParams(p->conn, sql, n, NULL, vals, NULL, NULL, 0)
-		     : PQexec(p->conn, sql);
+	             : PQexec(p->conn, sql);
 }
 
 /* NULL when the database cannot be reached now (pg_ok maps it to AGENTID_EIO). */
@@ -261,9 +261,10 @@ pgs_migrate(void *db)
 
 	if ((r = pg_simple(p, "BEGIN")) != 0)
 		return r;
-	if ((r = pg_simple(p, "SELECT pg_advisory_xact_lock(" PG_LOCK_MIGRATE ")")) != 0 ||
-	    (r = pg_simple(p, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")) !=
-		0)
+	if ((r = pg_simple(p, "SELECT pg_advisory_xact_lock(" PG_LOCK_MIGRATE ")")) != 0
+	    || (r = pg_simple(
+	            p, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
+	        != 0)
 		goto fail;
 	res = pg_exec(p, "SELECT coalesce(max(version), 0) FROM schema_version", 0, NULL);
 	if ((r = pg_ok(p, res, "schema version")) != 0) {
@@ -297,18 +298,19 @@ fail:
  * holds it first, the revocation waits and its next pass finds the child.
  * A missing parent refuses the child too.
  */
-#define INSERT_COLUMNS                                                                            \
+#define INSERT_COLUMNS                                                                             \
 	"INSERT INTO tokens (jti, parent_jti, root_jti, subject, actor, client_id, task, scope, "  \
 	"aud, act, cnf, iat, exp, status_idx, subject_iss, revoked) "
-#define INSERT_VALUES                                                                             \
-	"$1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, "        \
+#define INSERT_VALUES                                                                              \
+	"$1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, "         \
 	"$9::text, $10::text, $11::text, $12::bigint, $13::bigint, $14::bigint, $15::text, 0"
 
 static int
 pgs_ledger_insert(void *db, const struct xc_ledger_entry *e)
 {
 	static const char sql_root[] = INSERT_COLUMNS "VALUES (" INSERT_VALUES ")";
-	static const char sql_child[] = INSERT_COLUMNS "SELECT " INSERT_VALUES
+	static const char sql_child[] = INSERT_COLUMNS
+	    "SELECT " INSERT_VALUES
 	    " FROM (SELECT 1 FROM tokens WHERE jti = $2::text AND revoked = 0 FOR SHARE) parent";
 	struct pg *p = db;
 	char iat[24], exp[24], idx[24];
@@ -467,8 +469,10 @@ pgs_revoke(void *db, enum xc_revoke_by by, const char *value, int64_t now, long 
 		goto fail;
 	for (pass = 0;; pass++) {
 		if (pass == PG_REVOKE_MAX_PASSES) {
-			xc_log(AGENTID_LOG_ERROR, "postgres: revoke: descendants still being issued "
-						  "after %d passes; giving up", pass);
+			xc_log(AGENTID_LOG_ERROR,
+			    "postgres: revoke: descendants still being issued "
+			    "after %d passes; giving up",
+			    pass);
 			r = AGENTID_EIO;
 			goto fail;
 		}
@@ -487,8 +491,8 @@ pgs_revoke(void *db, enum xc_revoke_by by, const char *value, int64_t now, long 
 	PQclear(res);
 	res = pg_exec_tx(p,
 	    total > 0 ? "UPDATE counters SET value = value + 1 WHERE name = 'revocation_epoch'; "
-			"COMMIT"
-		      : "COMMIT",
+	                "COMMIT"
+	              : "COMMIT",
 	    0, NULL);
 	if ((r = pg_ok(p, res, "revoke commit")) != 0)
 		goto fail;
@@ -583,8 +587,8 @@ pgs_replay_check(void *db, const char *jti, int64_t exp)
 	int r;
 
 	snprintf(e, sizeof(e), "%lld", (long long)exp);
-	res = pg_exec(p, "INSERT INTO dpop_jti (jti, exp) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-	    2, v);
+	res = pg_exec(
+	    p, "INSERT INTO dpop_jti (jti, exp) VALUES ($1, $2) ON CONFLICT DO NOTHING", 2, v);
 	if ((r = pg_ok(p, res, "replay")) == 0)
 		r = strcmp(PQcmdTuples(res), "1") == 0 ? 0 : AGENTID_EREJECTED;
 	PQclear(res);

@@ -49,10 +49,10 @@ struct sq {
 	atomic_int wal_frames; /* frames in the WAL after the last commit (wal hook) */
 };
 
-#define REVOKE_CASCADE(col)                                                                       \
-	"WITH RECURSIVE d(jti) AS (SELECT jti FROM tokens WHERE " col " = ?1 "                    \
-	"UNION SELECT t.jti FROM tokens t JOIN d ON t.parent_jti = d.jti) "                       \
-	"UPDATE tokens SET revoked = 1, revoked_at = ?2 "                                         \
+#define REVOKE_CASCADE(col)                                                                        \
+	"WITH RECURSIVE d(jti) AS (SELECT jti FROM tokens WHERE " col " = ?1 "                     \
+	"UNION SELECT t.jti FROM tokens t JOIN d ON t.parent_jti = d.jti) "                        \
+	"UPDATE tokens SET revoked = 1, revoked_at = ?2 "                                          \
 	"WHERE revoked = 0 AND jti IN (SELECT jti FROM d)"
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -65,16 +65,17 @@ static const char *const stmt_sql[ST__COUNT] = {
 	 * NOT EXISTS: reading the table it inserts into makes SQLite
 	 * materialise the SELECT in a temporary b-tree for every row.
 	 */
-	[ST_INSERT] = "INSERT INTO tokens (jti, parent_jti, root_jti, subject, actor, client_id, "
-		      "task, scope, aud, act, cnf, iat, exp, status_idx, subject_iss, revoked) "
-		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0)",
+	[ST_INSERT]
+	= "INSERT INTO tokens (jti, parent_jti, root_jti, subject, actor, client_id, "
+	  "task, scope, aud, act, cnf, iat, exp, status_idx, subject_iss, revoked) "
+	  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0)",
 	[ST_PARENT_REVOKED] = "SELECT 1 FROM tokens WHERE jti = ?1 AND revoked = 1",
 	[ST_GET] = "SELECT parent_jti, root_jti, subject, actor, client_id, task, scope, aud, act, "
-		   "cnf, iat, exp, status_idx, revoked, subject_iss FROM tokens WHERE jti = ?1",
+	           "cnf, iat, exp, status_idx, revoked, subject_iss FROM tokens WHERE jti = ?1",
 	[ST_BITS] = "SELECT status_idx FROM tokens WHERE revoked = 1 AND status_idx >= ?1 AND "
-		    "status_idx < ?2",
+	            "status_idx < ?2",
 	[ST_RESERVE] = "UPDATE counters SET value = value + ?1 WHERE name = 'status_next' "
-		       "RETURNING value - ?1",
+	               "RETURNING value - ?1",
 	[ST_EPOCH] = "SELECT value FROM counters WHERE name = 'revocation_epoch'",
 	[ST_EPOCH_BUMP] = "UPDATE counters SET value = value + 1 WHERE name = 'revocation_epoch'",
 	[ST_REPLAY] = "INSERT INTO dpop_jti (jti, exp) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
@@ -86,23 +87,23 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_COMMIT] = "COMMIT",
 };
 
-static const char schema_v1[] =
-    "CREATE TABLE tokens ("
-    " jti TEXT PRIMARY KEY, parent_jti TEXT, root_jti TEXT NOT NULL,"
-    " subject TEXT NOT NULL, subject_iss TEXT, actor TEXT NOT NULL, client_id TEXT,"
-    " task TEXT, scope TEXT,"
-    " aud TEXT, act TEXT, cnf TEXT, iat INTEGER NOT NULL, exp INTEGER NOT NULL,"
-    " status_idx INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, revoked_at INTEGER);"
-    "CREATE INDEX tokens_parent ON tokens(parent_jti);"
-    "CREATE INDEX tokens_actor ON tokens(actor);"
-    "CREATE INDEX tokens_subject ON tokens(subject);"
-    "CREATE INDEX tokens_task ON tokens(task);"
-    "CREATE INDEX tokens_exp ON tokens(exp);"
-    "CREATE INDEX tokens_revoked ON tokens(status_idx) WHERE revoked = 1;"
-    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-    "INSERT INTO counters VALUES ('status_next', 0), ('revocation_epoch', 0);"
-    "CREATE TABLE dpop_jti (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL);"
-    "CREATE INDEX dpop_jti_exp ON dpop_jti(exp);";
+static const char schema_v1[]
+    = "CREATE TABLE tokens ("
+      " jti TEXT PRIMARY KEY, parent_jti TEXT, root_jti TEXT NOT NULL,"
+      " subject TEXT NOT NULL, subject_iss TEXT, actor TEXT NOT NULL, client_id TEXT,"
+      " task TEXT, scope TEXT,"
+      " aud TEXT, act TEXT, cnf TEXT, iat INTEGER NOT NULL, exp INTEGER NOT NULL,"
+      " status_idx INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, revoked_at INTEGER);"
+      "CREATE INDEX tokens_parent ON tokens(parent_jti);"
+      "CREATE INDEX tokens_actor ON tokens(actor);"
+      "CREATE INDEX tokens_subject ON tokens(subject);"
+      "CREATE INDEX tokens_task ON tokens(task);"
+      "CREATE INDEX tokens_exp ON tokens(exp);"
+      "CREATE INDEX tokens_revoked ON tokens(status_idx) WHERE revoked = 1;"
+      "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+      "INSERT INTO counters VALUES ('status_next', 0), ('revocation_epoch', 0);"
+      "CREATE TABLE dpop_jti (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL);"
+      "CREATE INDEX dpop_jti_exp ON dpop_jti(exp);";
 
 static int
 sq_exec(struct sq *q, const char *sql)
@@ -151,7 +152,8 @@ xc_store_sqlite_open(const char *path, void **db, char *errbuf, size_t errlen)
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return AGENTID_ENOMEM;
 	if (sqlite3_open_v2(path, &q->db,
-	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)
+	    != SQLITE_OK) {
 		snprintf(errbuf, errlen, "%s: cannot open SQLite database: %s", path,
 		    q->db != NULL ? sqlite3_errmsg(q->db) : "out of memory");
 		sq_close(q);
@@ -162,8 +164,10 @@ xc_store_sqlite_open(const char *path, void **db, char *errbuf, size_t errlen)
 	 * A larger page cache (16 MiB, not the default 2 MiB) keeps the
 	 * jti index, whose random keys touch pages all over it, in memory.
 	 */
-	if (sq_exec(q, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-		       "PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;") != 0) {
+	if (sq_exec(q,
+	        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+	        "PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;")
+	    != 0) {
 		snprintf(errbuf, errlen, "%s: cannot configure SQLite database", path);
 		sq_close(q);
 		return AGENTID_EIO;
@@ -176,8 +180,8 @@ xc_store_sqlite_open(const char *path, void **db, char *errbuf, size_t errlen)
 	 * once the WAL holds as many pages, and the request connection never
 	 * checkpoints.  If it cannot be opened, the automatic checkpoints stay.
 	 */
-	if (sqlite3_open_v2(path, &q->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) ==
-	    SQLITE_OK) {
+	if (sqlite3_open_v2(path, &q->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL)
+	    == SQLITE_OK) {
 		sqlite3_busy_timeout(q->ckpt, 5000);
 		/* Replaces the automatic checkpoint, which is itself a WAL hook. */
 		sqlite3_wal_hook(q->db, sq_wal_hook, q);
@@ -196,16 +200,16 @@ sq_checkpoint(void *db)
 	int rc;
 
 	/* The same threshold as SQLite's own automatic checkpoint. */
-	if (q->ckpt == NULL ||
-	    atomic_load_explicit(&q->wal_frames, memory_order_relaxed) < SQ_CHECKPOINT_FRAMES)
+	if (q->ckpt == NULL
+	    || atomic_load_explicit(&q->wal_frames, memory_order_relaxed) < SQ_CHECKPOINT_FRAMES)
 		return 0;
 	/*
 	 * A connection that has not read the database yet does not know it is
 	 * in WAL mode, and its checkpoint would do nothing: read it once.
 	 */
 	if (!q->ckpt_open) {
-		if (sqlite3_exec(q->ckpt, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) !=
-		    SQLITE_OK)
+		if (sqlite3_exec(q->ckpt, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL)
+		    != SQLITE_OK)
 			return AGENTID_EIO;
 		q->ckpt_open = 1;
 	}
@@ -224,12 +228,14 @@ sq_migrate(void *db)
 	sqlite3_stmt *st = NULL;
 	int version = 0, i, r;
 
-	if ((r = sq_exec(q, "BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS schema_version "
-			    "(version INTEGER NOT NULL);")) != 0)
+	if ((r = sq_exec(q,
+	         "BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS schema_version "
+	         "(version INTEGER NOT NULL);"))
+	    != 0)
 		return r;
-	if (sqlite3_prepare_v2(q->db, "SELECT max(version) FROM schema_version", -1, &st, NULL) !=
-		SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW) {
+	if (sqlite3_prepare_v2(q->db, "SELECT max(version) FROM schema_version", -1, &st, NULL)
+	        != SQLITE_OK
+	    || sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
 		sq_exec(q, "ROLLBACK");
 		return AGENTID_EIO;
@@ -237,14 +243,15 @@ sq_migrate(void *db)
 	version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	if (version > SCHEMA_VERSION) {
-		xc_log(AGENTID_LOG_ERROR, "sqlite: database schema %d is newer than this server (%d)",
-		    version, SCHEMA_VERSION);
+		xc_log(AGENTID_LOG_ERROR,
+		    "sqlite: database schema %d is newer than this server (%d)", version,
+		    SCHEMA_VERSION);
 		sq_exec(q, "ROLLBACK");
 		return AGENTID_EUNSUPPORTED;
 	}
 	if (version < 1) {
-		if ((r = sq_exec(q, schema_v1)) != 0 ||
-		    (r = sq_exec(q, "INSERT INTO schema_version VALUES (1)")) != 0) {
+		if ((r = sq_exec(q, schema_v1)) != 0
+		    || (r = sq_exec(q, "INSERT INTO schema_version VALUES (1)")) != 0) {
 			sq_exec(q, "ROLLBACK");
 			return r;
 		}
@@ -254,8 +261,9 @@ sq_migrate(void *db)
 	if ((r = sq_exec(q, "COMMIT")) != 0)
 		return r;
 	for (i = 0; i < ST__COUNT; i++) {
-		if (sqlite3_prepare_v3(q->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
-			NULL) != SQLITE_OK) {
+		if (sqlite3_prepare_v3(
+		        q->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL)
+		    != SQLITE_OK) {
 			xc_log(AGENTID_LOG_ERROR, "sqlite: prepare: %s", sqlite3_errmsg(q->db));
 			return AGENTID_EIO;
 		}
@@ -321,8 +329,7 @@ sq_insert_row(struct sq *q, const struct xc_ledger_entry *e, const char **checke
 	sqlite3_stmt *st = q->st[ST_INSERT];
 	int rc;
 
-	if (e->parent_jti != NULL &&
-	    (*checked == NULL || strcmp(*checked, e->parent_jti) != 0)) {
+	if (e->parent_jti != NULL && (*checked == NULL || strcmp(*checked, e->parent_jti) != 0)) {
 		if ((rc = sq_parent_revoked(q, e->parent_jti)) != 0)
 			return rc > 0 ? AGENTID_EREJECTED : rc;
 		*checked = e->parent_jti;
@@ -391,8 +398,8 @@ sq_ledger_insert_many(void *db, const struct xc_ledger_entry *e, size_t n, int *
 	if ((r = sq_step_done(q, ST_BEGIN)) != 0)
 		return r;
 	for (i = 0; i < n && !failed; i++)
-		if ((res[i] = sq_insert_row(q, &e[i], &checked)) != 0 &&
-		    res[i] != AGENTID_EREJECTED)
+		if ((res[i] = sq_insert_row(q, &e[i], &checked)) != 0
+		    && res[i] != AGENTID_EREJECTED)
 			failed = 1;
 	if (!failed && sq_step_done(q, ST_COMMIT) == 0)
 		return 0;
@@ -456,11 +463,20 @@ sq_revoke(void *db, enum xc_revoke_by by, const char *value, int64_t now, long *
 	int rc, r;
 
 	switch (by) {
-	case XC_REVOKE_JTI: st = q->st[ST_REV_JTI]; break;
-	case XC_REVOKE_AGENT: st = q->st[ST_REV_AGENT]; break;
-	case XC_REVOKE_SUBJECT: st = q->st[ST_REV_SUBJECT]; break;
-	case XC_REVOKE_TASK: st = q->st[ST_REV_TASK]; break;
-	default: return AGENTID_EINVAL;
+	case XC_REVOKE_JTI:
+		st = q->st[ST_REV_JTI];
+		break;
+	case XC_REVOKE_AGENT:
+		st = q->st[ST_REV_AGENT];
+		break;
+	case XC_REVOKE_SUBJECT:
+		st = q->st[ST_REV_SUBJECT];
+		break;
+	case XC_REVOKE_TASK:
+		st = q->st[ST_REV_TASK];
+		break;
+	default:
+		return AGENTID_EINVAL;
 	}
 	if ((r = sq_exec(q, "BEGIN IMMEDIATE")) != 0)
 		return r;

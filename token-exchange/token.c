@@ -38,13 +38,13 @@
 
 /* What the subject token says, whatever its type. */
 struct subject {
-	json_t *claims;            /* verified claims (own reference) */
-	const char *principal;     /* sub */
-	const char *ext_issuer;    /* external IdP issuer, for user subjects */
-	const char *holder;        /* who may present it: current actor, or the agent itself */
+	json_t *claims; /* verified claims (own reference) */
+	const char *principal; /* sub */
+	const char *ext_issuer; /* external IdP issuer, for user subjects */
+	const char *holder; /* who may present it: current actor, or the agent itself */
 	struct agentid_chain *chain; /* act chain (access tokens) */
 	struct agentid_scopes *scopes; /* parent scopes (NULL = unbounded) */
-	json_t *aud;               /* parent audiences (NULL = unbounded) */
+	json_t *aud; /* parent audiences (NULL = unbounded) */
 	const char *parent_jti;
 	char *root_jti;
 	const char *task;
@@ -120,8 +120,9 @@ acache_hash(const char *assertion, unsigned char hash[32])
 	unsigned int n = 0;
 
 	pthread_once(&acache_once, acache_init);
-	return acache_md != NULL &&
-	    EVP_Digest(assertion, strlen(assertion), hash, &n, acache_md, NULL) == 1 && n == 32
+	return acache_md != NULL
+	        && EVP_Digest(assertion, strlen(assertion), hash, &n, acache_md, NULL) == 1
+	        && n == 32
 	    ? 0
 	    : -1;
 }
@@ -145,8 +146,8 @@ acache_get(const struct xc_runtime *rt, const unsigned char hash[32], time_t now
 }
 
 static void
-acache_put(const struct xc_runtime *rt, const unsigned char hash[32],
-    const struct agentid_token *tok)
+acache_put(
+    const struct xc_runtime *rt, const unsigned char hash[32], const struct agentid_token *tok)
 {
 	struct acache_entry *e = acache_slot(hash);
 	const char *id = agentid_token_sub(tok);
@@ -197,8 +198,9 @@ xc_client_authenticate(struct xc_req *r, const struct xc_form *f, struct xc_clie
 		}
 		cached = acache_hash(assertion, hash) == 0;
 		if (!cached || (id = acache_get(r->rt, hash, now)) == NULL) {
-			if (agentid_verify(r->rt->svid_verifier, assertion, strlen(assertion), now,
-				&tok, &err) != 0) {
+			if (agentid_verify(
+			        r->rt->svid_verifier, assertion, strlen(assertion), now, &tok, &err)
+			    != 0) {
 				xc_send_oauth_error(r, 401, "invalid_client",
 				    "client assertion rejected: %s: %s",
 				    agentid_reason_code(err.reason), err_text(&err));
@@ -236,8 +238,8 @@ xc_client_authenticate(struct xc_req *r, const struct xc_form *f, struct xc_clie
 	}
 	if (client_id != NULL && strcmp(client_id, out->id) != 0) {
 		xc_client_clear(out);
-		xc_send_oauth_error(r, 401, "invalid_client",
-		    "client_id does not match the authenticated client");
+		xc_send_oauth_error(
+		    r, 401, "invalid_client", "client_id does not match the authenticated client");
 		return -1;
 	}
 	return 0;
@@ -246,18 +248,19 @@ xc_client_authenticate(struct xc_req *r, const struct xc_form *f, struct xc_clie
 /* ---------------------------------------------------------------- token verification */
 
 static int
-check_times(const json_t *claims, time_t now, long leeway, int allow_expired,
-    struct agentid_error *err)
+check_times(
+    const json_t *claims, time_t now, long leeway, int allow_expired, struct agentid_error *err)
 {
 	const json_t *exp = json_object_get(claims, "exp");
 	const json_t *nbf = json_object_get(claims, "nbf");
 
 	if (!json_is_integer(exp))
-		return agentid_error_set(err, AGENTID_R_MISSING_CLAIM, "exp missing or not an integer");
+		return agentid_error_set(
+		    err, AGENTID_R_MISSING_CLAIM, "exp missing or not an integer");
 	if (!allow_expired && json_integer_value(exp) <= (json_int_t)now - leeway)
 		return agentid_error_set(err, AGENTID_R_EXPIRED, "token has expired");
-	if (nbf != NULL && (!json_is_integer(nbf) ||
-			       json_integer_value(nbf) > (json_int_t)now + leeway))
+	if (nbf != NULL
+	    && (!json_is_integer(nbf) || json_integer_value(nbf) > (json_int_t)now + leeway))
 		return agentid_error_set(err, AGENTID_R_NOT_YET_VALID, "token is not yet valid");
 	return 0;
 }
@@ -277,8 +280,8 @@ no_embedded_keys(const json_t *hdr, struct agentid_error *err)
 
 /* Signature with a key of ks selected by kid (or the only key when there is no kid). */
 static int
-verify_with(const struct agentid_keyset *ks, const struct agentid_jws *jws,
-    struct agentid_error *err)
+verify_with(
+    const struct agentid_keyset *ks, const struct agentid_jws *jws, struct agentid_error *err)
 {
 	const struct agentid_key *k = NULL;
 
@@ -319,8 +322,8 @@ xc_own_token_verify(const struct xc_runtime *rt, const char *tok, time_t now, in
 		r = agentid_error_set(err, AGENTID_R_ISS_MISMATCH, "not issued by this server");
 		goto out;
 	}
-	if (!json_is_string(json_object_get(jws->payload, "jti")) ||
-	    !json_is_string(json_object_get(jws->payload, "sub"))) {
+	if (!json_is_string(json_object_get(jws->payload, "jti"))
+	    || !json_is_string(json_object_get(jws->payload, "sub"))) {
 		r = agentid_error_set(err, AGENTID_R_MISSING_CLAIM, "jti or sub missing");
 		goto out;
 	}
@@ -382,12 +385,12 @@ external_verify(const struct xc_runtime *rt, const struct xc_external *ext, cons
 		return agentid_error_set(err, AGENTID_R_NO_KEYS, "issuer keys not available");
 	if ((r = agentid_jws_parse(tok, strlen(tok), NULL, &jws, err)) != 0)
 		return r;
-	if ((r = no_embedded_keys(jws->header, err)) != 0 ||
-	    (r = verify_with(ext->keys, jws, err)) != 0 ||
-	    (r = check_times(jws->payload, now, rt->cfg->leeway, 0, err)) != 0)
+	if ((r = no_embedded_keys(jws->header, err)) != 0
+	    || (r = verify_with(ext->keys, jws, err)) != 0
+	    || (r = check_times(jws->payload, now, rt->cfg->leeway, 0, err)) != 0)
 		goto out;
-	if (!aud_contains_any(json_object_get(jws->payload, "aud"), cfg->audiences,
-		cfg->n_audiences)) {
+	if (!aud_contains_any(
+	        json_object_get(jws->payload, "aud"), cfg->audiences, cfg->n_audiences)) {
 		r = agentid_error_set(err, AGENTID_R_AUD_MISMATCH, "token is not addressed to us");
 		goto out;
 	}
@@ -461,8 +464,8 @@ act_from_chain(const char *const *hops, size_t n)
 	size_t i;
 
 	for (i = n; i-- > 0;) {
-		if ((o = json_object()) == NULL ||
-		    json_object_set_new(o, "sub", json_string(hops[i])) != 0) {
+		if ((o = json_object()) == NULL
+		    || json_object_set_new(o, "sub", json_string(hops[i])) != 0) {
 			json_decref(o);
 			json_decref(act);
 			return NULL;
@@ -487,7 +490,8 @@ static int
 json_plain(const char *s)
 {
 	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"'
+		    || *s == '\\')
 			return 0;
 	return 1;
 }
@@ -621,8 +625,8 @@ json_str_in(const json_t *arr, const char *s)
 	if (json_is_string(arr))
 		return strcmp(json_string_value(arr), s) == 0;
 	for (i = 0; json_is_array(arr) && i < json_array_size(arr); i++)
-		if (json_is_string(json_array_get(arr, i)) &&
-		    strcmp(json_string_value(json_array_get(arr, i)), s) == 0)
+		if (json_is_string(json_array_get(arr, i))
+		    && strcmp(json_string_value(json_array_get(arr, i)), s) == 0)
 			return 1;
 	return 0;
 }
@@ -641,8 +645,8 @@ may_act_allows(const json_t *may_act, const char *actor)
 		return json_is_string(sub) && strcmp(json_string_value(sub), actor) == 0;
 	}
 	for (i = 0; json_is_array(may_act) && i < json_array_size(may_act); i++)
-		if (may_act_allows(json_array_get(may_act, i), actor) &&
-		    json_is_object(json_array_get(may_act, i)))
+		if (may_act_allows(json_array_get(may_act, i), actor)
+		    && json_is_object(json_array_get(may_act, i)))
 			return 1;
 	return 0;
 }
@@ -657,8 +661,8 @@ task_id_ok(const char *t)
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)t[i];
 
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			c == '-' || c == '_' || c == '.' || c == ':' || c == '/' || c == '@'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+		        || c == '-' || c == '_' || c == '.' || c == ':' || c == '/' || c == '@'))
 			return 0;
 	}
 	return 1;
@@ -667,8 +671,7 @@ task_id_ok(const char *t)
 /* ---------------------------------------------------------------- subject token */
 
 static int
-load_subject(struct xc_req *r, const struct xc_form *f, const char *dpop_jkt,
-    struct subject *s)
+load_subject(struct xc_req *r, const struct xc_form *f, const char *dpop_jkt, struct subject *s)
 {
 	const char *tok = xc_form_get(f, "subject_token");
 	const char *type = xc_form_get(f, "subject_token_type");
@@ -683,15 +686,16 @@ load_subject(struct xc_req *r, const struct xc_form *f, const char *dpop_jkt,
 	agentid_error_clear(&err);
 	if (strcmp(type, XC_TT_ACCESS) == 0) {
 		if (xc_own_token_verify(rt, tok, now, 0, &s->claims, &err) != 0) {
-			xc_send_oauth_error(r, 400, "invalid_grant", "subject_token rejected: %s: %s",
-			    agentid_reason_code(err.reason), err_text(&err));
+			xc_send_oauth_error(r, 400, "invalid_grant",
+			    "subject_token rejected: %s: %s", agentid_reason_code(err.reason),
+			    err_text(&err));
 			return -1;
 		}
 		s->parent_jti = json_string_value(json_object_get(s->claims, "jti"));
 		rc = xc_store_ledger_get(r->store, s->parent_jti, &s->led);
 		if (rc == AGENTID_ENOTFOUND) {
-			xc_send_oauth_error(r, 400, "invalid_grant",
-			    "subject_token rejected: unknown token");
+			xc_send_oauth_error(
+			    r, 400, "invalid_grant", "subject_token rejected: unknown token");
 			return -1;
 		}
 		if (rc != 0) {
@@ -714,11 +718,13 @@ load_subject(struct xc_req *r, const struct xc_form *f, const char *dpop_jkt,
 		s->principal = json_string_value(json_object_get(s->claims, "sub"));
 		s->ext_issuer = s->led.subject_iss;
 		s->holder = agentid_chain_len(s->chain) > 0 ? agentid_chain_get(s->chain, 0)
-							    : s->principal;
+		                                            : s->principal;
 		j = json_object_get(s->claims, "scope");
 		if (agentid_scopes_parse(json_is_string(j) ? json_string_value(j) : "",
-			json_is_string(j) ? json_string_length(j) : 0, &s->scopes, &err) != 0) {
-			xc_send_oauth_error(r, 400, "invalid_grant", "subject_token scope is malformed");
+		        json_is_string(j) ? json_string_length(j) : 0, &s->scopes, &err)
+		    != 0) {
+			xc_send_oauth_error(
+			    r, 400, "invalid_grant", "subject_token scope is malformed");
 			return -1;
 		}
 		s->aud = json_incref(json_object_get(s->claims, "aud"));
@@ -726,8 +732,8 @@ load_subject(struct xc_req *r, const struct xc_form *f, const char *dpop_jkt,
 			s->aud = json_array();
 		s->root_jti = strdup(s->led.root_jti != NULL ? s->led.root_jti : s->parent_jti);
 		s->task = json_string_value(json_object_get(s->claims, "task"));
-		s->task_description =
-		    json_string_value(json_object_get(s->claims, "task_description"));
+		s->task_description
+		    = json_string_value(json_object_get(s->claims, "task_description"));
 		/* A bound subject token is only usable with its key (RFC 9449, RFC 8705). */
 		cnf = json_object_get(s->claims, "cnf");
 		if (json_is_object(cnf)) {
@@ -735,17 +741,18 @@ load_subject(struct xc_req *r, const struct xc_form *f, const char *dpop_jkt,
 			const json_t *x5t = json_object_get(cnf, "x5t#S256");
 			char tp[AGENTID_THUMBPRINT_LEN + 1];
 
-			if (json_is_string(jkt) &&
-			    (dpop_jkt == NULL || strcmp(dpop_jkt, json_string_value(jkt)) != 0)) {
+			if (json_is_string(jkt)
+			    && (dpop_jkt == NULL
+			        || strcmp(dpop_jkt, json_string_value(jkt)) != 0)) {
 				xc_send_oauth_error(r, 400, "invalid_grant",
 				    "subject_token is DPoP-bound: a DPoP proof with its key is "
 				    "required");
 				return -1;
 			}
-			if (json_is_string(x5t) &&
-			    (r->peer_cert == NULL || r->peer_id == NULL ||
-				cert_thumbprint(r->peer_cert, tp) != 0 ||
-				strcmp(tp, json_string_value(x5t)) != 0)) {
+			if (json_is_string(x5t)
+			    && (r->peer_cert == NULL || r->peer_id == NULL
+			        || cert_thumbprint(r->peer_cert, tp) != 0
+			        || strcmp(tp, json_string_value(x5t)) != 0)) {
 				xc_send_oauth_error(r, 400, "invalid_grant",
 				    "subject_token is certificate-bound: present its client "
 				    "certificate");
@@ -756,8 +763,8 @@ load_subject(struct xc_req *r, const struct xc_form *f, const char *dpop_jkt,
 		if ((ext = external_for(rt, tok)) != NULL) {
 			if (external_verify(rt, ext, tok, now, &s->claims, &err) != 0) {
 				xc_send_oauth_error(r, 400, "invalid_grant",
-				    "subject_token rejected: %s: %s", agentid_reason_code(err.reason),
-				    err_text(&err));
+				    "subject_token rejected: %s: %s",
+				    agentid_reason_code(err.reason), err_text(&err));
 				return -1;
 			}
 			s->principal = json_string_value(json_object_get(s->claims,
@@ -765,16 +772,17 @@ load_subject(struct xc_req *r, const struct xc_form *f, const char *dpop_jkt,
 			s->ext_issuer = ext->cfg->issuer;
 			s->holder = NULL;
 			j = json_object_get(s->claims, "scope");
-			if (json_is_string(j) &&
-			    agentid_scopes_parse(json_string_value(j), json_string_length(j),
-				&s->scopes, &err) != 0)
+			if (json_is_string(j)
+			    && agentid_scopes_parse(
+			           json_string_value(j), json_string_length(j), &s->scopes, &err)
+			        != 0)
 				s->scopes = NULL;
 		} else {
-			if (agentid_verify(rt->svid_verifier, tok, strlen(tok), now, &s->svid, &err) !=
-			    0) {
+			if (agentid_verify(rt->svid_verifier, tok, strlen(tok), now, &s->svid, &err)
+			    != 0) {
 				xc_send_oauth_error(r, 400, "invalid_grant",
-				    "subject_token rejected: %s: %s", agentid_reason_code(err.reason),
-				    err_text(&err));
+				    "subject_token rejected: %s: %s",
+				    agentid_reason_code(err.reason), err_text(&err));
 				return -1;
 			}
 			s->claims = json_incref((json_t *)agentid_token_claims(s->svid));
@@ -795,7 +803,7 @@ load_subject(struct xc_req *r, const struct xc_form *f, const char *dpop_jkt,
 
 struct grant {
 	const struct xc_rule *rule;
-	const char **hops;           /* new chain, current actor first */
+	const char **hops; /* new chain, current actor first */
 	size_t n_hops;
 	struct agentid_scopes *scopes;
 	json_t *aud;
@@ -866,7 +874,7 @@ requested_targets(const struct xc_form *f, json_t **out)
  */
 struct issued {
 	struct xc_req r; /* req stays valid until answered; rt is a reference */
-	char *body;      /* the JSON response, with the token: wiped when freed */
+	char *body; /* the JSON response, with the token: wiped when freed */
 	json_t *act, *aud;
 	char *agent, *subject, *task, *jti, *parent_jti, *scope, *scope_requested, *client;
 	size_t depth;
@@ -916,12 +924,12 @@ issued_new(struct xc_req *r, char *body, json_t *act, const struct grant *g,
 	is->act = json_incref(act);
 	is->aud = json_incref(g->aud);
 	is->depth = g->n_hops;
-	if (opt_dup(&is->agent, g->hops[0]) != 0 || opt_dup(&is->subject, s->principal) != 0 ||
-	    opt_dup(&is->task, g->task) != 0 || opt_dup(&is->jti, jti) != 0 ||
-	    opt_dup(&is->parent_jti, s->parent_jti) != 0 ||
-	    opt_dup(&is->scope, g->scope_str) != 0 ||
-	    opt_dup(&is->scope_requested, scope_requested) != 0 ||
-	    opt_dup(&is->client, client->id) != 0) {
+	if (opt_dup(&is->agent, g->hops[0]) != 0 || opt_dup(&is->subject, s->principal) != 0
+	    || opt_dup(&is->task, g->task) != 0 || opt_dup(&is->jti, jti) != 0
+	    || opt_dup(&is->parent_jti, s->parent_jti) != 0
+	    || opt_dup(&is->scope, g->scope_str) != 0
+	    || opt_dup(&is->scope_requested, scope_requested) != 0
+	    || opt_dup(&is->client, client->id) != 0) {
 		issued_free(is);
 		return NULL;
 	}
@@ -970,8 +978,8 @@ issued_done(int rc, void *arg)
 	if (is->r.deferred) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		xc_metrics_request(XC_EP_TOKEN, is->r.status);
-		xc_metrics_exchange_latency((double)(t1.tv_sec - is->r.t0.tv_sec) +
-		    (double)(t1.tv_nsec - is->r.t0.tv_nsec) / 1e9);
+		xc_metrics_exchange_latency((double)(t1.tv_sec - is->r.t0.tv_sec)
+		    + (double)(t1.tv_nsec - is->r.t0.tv_nsec) / 1e9);
 	}
 	issued_free(is);
 }
@@ -1095,8 +1103,8 @@ mint(struct xc_req *r, const struct xc_client *client, const struct subject *s, 
 	int rc = -1;
 
 	memset(&led, 0, sizeof(led));
-	if (random_jti(jti) != 0 || xc_store_status_alloc(r->store, &idx) != 0 ||
-	    xc_status_uri(rt, idx / rt->cfg->status_list_size, &uri) != 0)
+	if (random_jti(jti) != 0 || xc_store_status_alloc(r->store, &idx) != 0
+	    || xc_status_uri(rt, idx / rt->cfg->status_list_size, &uri) != 0)
 		goto fail;
 	if ((act = act_from_chain(g->hops, g->n_hops)) == NULL)
 		goto fail;
@@ -1105,9 +1113,10 @@ mint(struct xc_req *r, const struct xc_client *client, const struct subject *s, 
 	cnf_s = g->cnf != NULL ? json_dumps(g->cnf, JSON_COMPACT) : NULL;
 	if (aud_s == NULL || act_s == NULL || (g->cnf != NULL && cnf_s == NULL))
 		goto fail;
-	if ((claims = claims_text(rt, s, g, client, jti, now, idx, uri, aud_s, act_s, cnf_s,
-		 &claims_len)) == NULL ||
-	    xc_issuer_sign_text(rt->issuer, "at+jwt", claims, claims_len, &token) != 0)
+	if ((claims = claims_text(
+	         rt, s, g, client, jti, now, idx, uri, aud_s, act_s, cnf_s, &claims_len))
+	        == NULL
+	    || xc_issuer_sign_text(rt->issuer, "at+jwt", claims, claims_len, &token) != 0)
 		goto fail;
 	snprintf(led.jti, sizeof(led.jti), "%s", jti);
 	led.parent_jti = (char *)s->parent_jti;
@@ -1125,9 +1134,10 @@ mint(struct xc_req *r, const struct xc_client *client, const struct subject *s, 
 	led.exp = g->exp;
 	led.status_idx = idx;
 	if ((body = response_body(token,
-		 requested_type != NULL && strcmp(requested_type, XC_TT_JWT) == 0 ? XC_TT_JWT
-										  : XC_TT_ACCESS,
-		 g->token_type, g->exp - now, g->scope_str)) == NULL)
+	         requested_type != NULL && strcmp(requested_type, XC_TT_JWT) == 0 ? XC_TT_JWT
+	                                                                          : XC_TT_ACCESS,
+	         g->token_type, g->exp - now, g->scope_str))
+	    == NULL)
 		goto fail;
 	if ((is = issued_new(r, body, act, g, s, jti, client, scope_requested)) == NULL)
 		goto fail;
@@ -1204,19 +1214,21 @@ xc_handle_token(struct xc_req *r)
 	}
 	if (xc_client_authenticate(r, f, &client) != 0)
 		goto out;
-	if (xc_form_get(f, "subject_token") == NULL || xc_form_get(f, "subject_token_type") == NULL) {
-		xc_send_oauth_error(r, 400, "invalid_request",
-		    "subject_token and subject_token_type are required");
+	if (xc_form_get(f, "subject_token") == NULL
+	    || xc_form_get(f, "subject_token_type") == NULL) {
+		xc_send_oauth_error(
+		    r, 400, "invalid_request", "subject_token and subject_token_type are required");
 		goto out;
 	}
-	if ((xc_form_get(f, "actor_token") == NULL) != (xc_form_get(f, "actor_token_type") == NULL)) {
-		xc_send_oauth_error(r, 400, "invalid_request",
-		    "actor_token and actor_token_type go together");
+	if ((xc_form_get(f, "actor_token") == NULL)
+	    != (xc_form_get(f, "actor_token_type") == NULL)) {
+		xc_send_oauth_error(
+		    r, 400, "invalid_request", "actor_token and actor_token_type go together");
 		goto out;
 	}
 	req_type = xc_form_get(f, "requested_token_type");
-	if (req_type != NULL && strcmp(req_type, XC_TT_ACCESS) != 0 &&
-	    strcmp(req_type, XC_TT_JWT) != 0) {
+	if (req_type != NULL && strcmp(req_type, XC_TT_ACCESS) != 0
+	    && strcmp(req_type, XC_TT_JWT) != 0) {
 		xc_send_oauth_error(r, 400, "invalid_request",
 		    "requested_token_type must be " XC_TT_ACCESS " or " XC_TT_JWT);
 		goto out;
@@ -1234,12 +1246,14 @@ xc_handle_token(struct xc_req *r)
 				n++;
 			}
 		if (n > 1) {
-			xc_send_oauth_error(r, 400, "invalid_dpop_proof", "more than one DPoP header");
+			xc_send_oauth_error(
+			    r, 400, "invalid_dpop_proof", "more than one DPoP header");
 			goto out;
 		}
 		if (dpop != NULL) {
 			if (xc_dpop_verify(r->store, dpop, "POST", cfg->token_endpoint, now,
-				cfg->dpop_window, jkt, &err) != 0) {
+			        cfg->dpop_window, jkt, &err)
+			    != 0) {
 				xc_send_oauth_error(r, 400, "invalid_dpop_proof", "%s: %s",
 				    agentid_reason_code(err.reason), err_text(&err));
 				deny(r, client.id, NULL, NULL, agentid_reason_code(err.reason));
@@ -1289,9 +1303,10 @@ xc_handle_token(struct xc_req *r)
 	 * one of our tokens, or the agent a JWT-SVID names); for a user's token,
 	 * the agent that will act.  Policy may name further clients.
 	 */
-	if (strcmp(client.id, s.holder != NULL ? s.holder : actor) != 0 &&
-	    (g.rule->client_pats == NULL ||
-		!agentid_spiffe_patterns_match(g.rule->client_pats, client.id, strlen(client.id)))) {
+	if (strcmp(client.id, s.holder != NULL ? s.holder : actor) != 0
+	    && (g.rule->client_pats == NULL
+	        || !agentid_spiffe_patterns_match(
+	            g.rule->client_pats, client.id, strlen(client.id)))) {
 		xc_send_oauth_error(r, 400, "unauthorized_client",
 		    "client %.100s may not present this subject_token for %.100s", client.id,
 		    actor);
@@ -1299,8 +1314,8 @@ xc_handle_token(struct xc_req *r)
 		goto out;
 	}
 	if (!may_act_allows(json_object_get(s.claims, "may_act"), actor)) {
-		xc_send_oauth_error(r, 400, "invalid_grant",
-		    "subject_token's may_act does not name %.100s", actor);
+		xc_send_oauth_error(
+		    r, 400, "invalid_grant", "subject_token's may_act does not name %.100s", actor);
 		deny(r, client.id, &s, actor, "agent_not_allowed");
 		goto out;
 	}
@@ -1311,8 +1326,8 @@ xc_handle_token(struct xc_req *r)
 	 * token as an empty chain.
 	 */
 	n_old = s.chain != NULL ? agentid_chain_len(s.chain) : (s.svid != NULL ? 1 : 0);
-	if ((old = calloc(n_old + 1, sizeof(*old))) == NULL ||
-	    (g.hops = calloc(n_old + 1, sizeof(*g.hops))) == NULL)
+	if ((old = calloc(n_old + 1, sizeof(*old))) == NULL
+	    || (g.hops = calloc(n_old + 1, sizeof(*g.hops))) == NULL)
 		goto oom;
 	for (i = 0; i < n_old; i++)
 		old[i] = s.chain != NULL ? agentid_chain_get(s.chain, i) : s.principal;
@@ -1332,9 +1347,9 @@ xc_handle_token(struct xc_req *r)
 		if (n_old > 0) {
 			/* Delegation: the current actor's rule must allow delegating to actor. */
 			prule = xc_policy_match(cfg, old[0], s.principal, s.ext_issuer);
-			if (prule == NULL || prule->delegate_pats == NULL ||
-			    !agentid_spiffe_patterns_match(prule->delegate_pats, actor,
-				strlen(actor))) {
+			if (prule == NULL || prule->delegate_pats == NULL
+			    || !agentid_spiffe_patterns_match(
+			        prule->delegate_pats, actor, strlen(actor))) {
 				xc_send_oauth_error(r, 400, "unauthorized_client",
 				    "policy does not let %.100s delegate to %.100s", old[0], actor);
 				deny(r, client.id, &s, actor, "agent_not_allowed");
@@ -1408,7 +1423,8 @@ xc_handle_token(struct xc_req *r)
 				ok = 0;
 			if (!ok) {
 				xc_send_oauth_error(r, 400, "invalid_target",
-				    "audience %.100s is not within what the parent token and policy "
+				    "audience %.100s is not within what the parent token and "
+				    "policy "
 				    "allow",
 				    t);
 				deny(r, client.id, &s, actor, "invalid_target");
@@ -1421,8 +1437,8 @@ xc_handle_token(struct xc_req *r)
 			if (s.aud == NULL || json_str_in(s.aud, g.rule->audiences[i]))
 				json_array_append_new(g.aud, json_string(g.rule->audiences[i]));
 		if (json_array_size(g.aud) == 0) {
-			xc_send_oauth_error(r, 400, "invalid_target",
-			    "no audience is allowed for this exchange");
+			xc_send_oauth_error(
+			    r, 400, "invalid_target", "no audience is allowed for this exchange");
 			deny(r, client.id, &s, actor, "invalid_target");
 			goto out;
 		}
@@ -1439,8 +1455,8 @@ xc_handle_token(struct xc_req *r)
 			    "task_id must be 1-128 characters of [A-Za-z0-9._:/@-]");
 			goto out;
 		}
-		if (s.task != NULL && strcmp(v, s.task) != 0 &&
-		    !(strncmp(v, s.task, pl) == 0 && v[pl] == '/')) {
+		if (s.task != NULL && strcmp(v, s.task) != 0
+		    && !(strncmp(v, s.task, pl) == 0 && v[pl] == '/')) {
 			xc_send_oauth_error(r, 400, "invalid_request",
 			    "task_id must be the parent's task or a sub-task of it (parent/...)");
 			deny(r, client.id, &s, actor, "invalid_request");
@@ -1463,10 +1479,10 @@ xc_handle_token(struct xc_req *r)
 		if ((g.cnf = json_pack("{s:s}", "jkt", dpop_jkt)) == NULL)
 			goto oom;
 		g.token_type = "DPoP";
-	} else if (client.via_mtls && r->peer_cert != NULL &&
-		   (g.rule->require_binding || cfg->bind_mtls)) {
-		if (cert_thumbprint(r->peer_cert, tp) != 0 ||
-		    (g.cnf = json_pack("{s:s}", "x5t#S256", tp)) == NULL)
+	} else if (client.via_mtls && r->peer_cert != NULL
+	    && (g.rule->require_binding || cfg->bind_mtls)) {
+		if (cert_thumbprint(r->peer_cert, tp) != 0
+		    || (g.cnf = json_pack("{s:s}", "x5t#S256", tp)) == NULL)
 			goto oom;
 	} else if (g.rule->require_binding) {
 		xc_send_oauth_error(r, 400, "invalid_request",
