@@ -224,6 +224,7 @@ struct ngx_http_agentid_status_s {
 typedef struct {
     ngx_http_agentid_status_src_t *src;
     ngx_uint_t                     fetch;      /* 1: fetch; 0: parse data */
+    ngx_uint_t                     publish;    /* fetched: to the zone */
     ngx_uint_t                     generation;
     ngx_uint_t                     keys_gen;
     struct agentid_keyset         *keys;

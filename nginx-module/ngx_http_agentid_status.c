@@ -26,6 +26,8 @@
 #define NGX_HTTP_AGENTID_STATUS_KNOWN      64
 /* a fetch takes at most 5 s; a worker that died mid-fetch loses its lease */
 #define NGX_HTTP_AGENTID_STATUS_LEASE      15
+/* the generation of a copy read at start-up that no worker has published */
+#define NGX_HTTP_AGENTID_STATUS_LOCAL      ((ngx_uint_t) -1)
 /* a list no worker has asked for in this long leaves the zone */
 #define NGX_HTTP_AGENTID_STATUS_UNUSED     600
 #define NGX_HTTP_AGENTID_STATUS_MAX_BYTES  (4 * 1024 * 1024)
@@ -532,7 +534,7 @@ ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
 {
     u_char                          *data;
     time_t                           now;
-    ngx_uint_t                       fetch;
+    ngx_uint_t                       fetch, publish;
     ngx_thread_task_t               *task;
     ngx_http_agentid_status_t       *st;
     ngx_http_agentid_main_conf_t    *amcf;
@@ -540,6 +542,7 @@ ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
     ngx_http_agentid_status_task_t  *ctx;
 
     st = src->status;
+    publish = 0;
 
     if (src->busy || st->keys == NULL) {
         return;
@@ -581,6 +584,7 @@ ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
         /* this worker fetches the list for all of them */
         slot->lease = now + NGX_HTTP_AGENTID_STATUS_LEASE;
         fetch = 1;
+        publish = 1;
 
         ctx->generation = slot->generation;
 
@@ -588,6 +592,24 @@ ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
             ngx_memcpy(ctx->digest, slot->digest, sizeof(ctx->digest));
             ngx_memcpy(ctx->etag, slot->etag, slot->etag_len);
             ctx->etag[slot->etag_len] = '\0';
+        }
+
+    } else if (starting && slot->data == NULL && src->file.len) {
+        /*
+         * A fresh start: nothing published yet.  A list served from a
+         * local file is read here and now by every starting worker, like
+         * a certificate, so that none has to refuse its tokens until the
+         * first fetch; the one that gets the lease publishes it, the
+         * others keep their copy until the zone's generation moves.  That
+         * copy has no generation of the zone's: it must neither pass for
+         * the (empty) slot's nor take the slot's confirmation time.
+         */
+        fetch = 1;
+        ctx->generation = NGX_HTTP_AGENTID_STATUS_LOCAL;
+
+        if (slot->lease <= now) {
+            slot->lease = now + NGX_HTTP_AGENTID_STATUS_LEASE;
+            publish = 1;
         }
 
     } else if (slot->data != NULL
@@ -612,11 +634,16 @@ ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
 
     ctx->src = src;
     ctx->fetch = fetch;
+    ctx->publish = publish;
     ctx->data = data;
     ctx->keys_gen = st->keys_gen;
     ctx->keys = agentid_keyset_ref(st->keys);
     ctx->now = now;
     agentid_error_clear(&ctx->err);
+
+    if (fetch && !publish) {
+        ctx->fetched = now;
+    }
 
     task->handler = ngx_http_agentid_status_thread;
     task->event.handler = ngx_http_agentid_status_done;
@@ -634,7 +661,7 @@ ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
                                                ngx_http_agentid_module);
 
     if (ngx_thread_task_post(amcf->thread_pool, task) != NGX_OK) {
-        if (fetch) {
+        if (publish) {
             ngx_shmtx_lock(&fz->shpool->mutex);
             slot->lease = 0;
             ngx_shmtx_unlock(&fz->shpool->mutex);
@@ -788,7 +815,8 @@ ngx_http_agentid_status_done(ngx_event_t *ev)
     src->busy = 0;
     now = ngx_time();
 
-    if (!ctx->fetch) {
+    if (!ctx->publish) {
+        /* parsed from the zone, or read at start-up by a worker without the lease */
         src->generation = ctx->generation;
         src->keys_gen = ctx->keys_gen;
 
@@ -801,7 +829,7 @@ ngx_http_agentid_status_done(ngx_event_t *ev)
             src->current = 1;
 
         } else {
-            /* this worker's keys refuse it: its last good list stays */
+            /* refused (or unreadable): its last good list stays */
             src->current = 0;
             ngx_log_error(NGX_LOG_WARN, ev->log, 0,
                           "agentid: status list refresh: %s: %V: %s",
@@ -936,8 +964,9 @@ ngx_http_agentid_status_release(ngx_http_agentid_status_task_t *ctx)
  * before its first request, so that after "nginx -s reload" (or a worker
  * respawn) the new worker accepts at once what the old ones accepted: it
  * parses the lists the zone holds there and then (see schedule).  A fresh
- * start has nothing in the zone yet: its lists come with the first fetch,
- * and until then tokens that carry a status claim fail closed.
+ * start has nothing in the zone yet: lists served from local files are read
+ * there and then too; the others come with the first fetch, and until then
+ * tokens that carry a status claim fail closed.
  */
 static void
 ngx_http_agentid_refresh(ngx_http_agentid_main_conf_t *amcf,

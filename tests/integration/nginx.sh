@@ -397,6 +397,13 @@ www() {
 env $NGX_ENV "$NGINX" -t -p "$NGX" -c /dev/null >/dev/null 2>&1 || :
 start_nginx
 
+# ---------------------------------------------------------------- fresh start
+# Every worker reads the lists of agentid_status_list_file before its first request: at once
+# after a fresh start (the first tick, which would fetch, is a quarter second away) a token with
+# a status claim is judged, never refused as status_unavailable.
+answers 10 200 req "$PORT" /revoc/ -H "Authorization: Bearer $TOK_S3"
+assert_eq "$ok" 10 "fresh start: a status-list file is in force from the first request"
+
 # ---------------------------------------------------------------- module loads, basic decisions
 check 200 /index.html "" "a location without agentid is open"
 check 401 /any/ "" "no Authorization header: 401"

@@ -16,6 +16,9 @@
 # garbage, a list of an unknown key or of another URI; the last good list
 # must serve every worker until agentid_status_list_max_age, then fail
 # closed (or open where configured), and come back with the server.
+# A third part starts the four workers FRESH_STARTS (15) times with the list
+# in a local file (agentid_status_list_file): from the first request after
+# each start, every worker must judge tokens by it.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 NGINX=${NGINX:-/usr/sbin/nginx}
@@ -458,5 +461,39 @@ if grep -E -q "$BADLOG" "$NGX2/logs/error.log"; then
 	grep -E "$BADLOG" "$NGX2/logs/error.log" | head -5 | sed 's/^/    /'
 else
 	pass "status lists: no crit/alert/emerg line and no crash in the error log"
+fi
+
+# ---------------------------------------------------------------- fresh starts
+# A list served from a local file (agentid_status_list_file) is read by every worker before its
+# first request: right after a fresh start, whichever worker answers, a valid entry is allowed
+# and a revoked one refused; never status_unavailable while the first fetch is pending.
+# Several starts, because the workers race for the zone's lease.
+kill "$MASTER" 2>/dev/null
+wait_until 50 sh -c "! kill -0 $MASTER 2>/dev/null"
+NGX3=$TMP/ngx3
+mkdir -p "$NGX3/logs" "$NGX3/tmp"
+sed -e "s|$NGX2|$NGX3|g" \
+    -e "s|agentid_status_list_refresh 1s;|&\n        agentid_status_list_file $SL_URI $SL/good.jwt;|" \
+    "$NGX2/nginx.conf" >"$NGX3/nginx.conf"
+STARTS=${FRESH_STARTS:-15}
+n=0
+: >"$TMP/fresh"
+while [ $n -lt "$STARTS" ]; do
+	: >"$NGX3/logs/error.log"
+	ngx_start "$NGX3" "nginx (fresh start $n)"
+	for t in 1 2 3; do
+		echo "$(sreq /closed/ "$TOK_VAL" | awk '{ print $1, $3 }') want 200 -" >>"$TMP/fresh"
+		echo "$(sreq /closed/ "$TOK_REV" | awk '{ print $1, $3 }') want 401 revoked" >>"$TMP/fresh"
+	done
+	kill "$MASTER" 2>/dev/null
+	wait_until 50 sh -c "! kill -0 $MASTER 2>/dev/null"
+	n=$((n + 1))
+done
+bad=$(awk '$1 " " $2 != $4 " " $5' "$TMP/fresh" | wc -l | tr -d ' ')
+if [ "$bad" = 0 ]; then
+	pass "fresh starts: a status-list file is in force from the first request ($STARTS starts)"
+else
+	fail "fresh starts: $bad of $(wc -l <"$TMP/fresh" | tr -d ' ') answers wrong ($STARTS starts)"
+	awk '$1 " " $2 != $4 " " $5' "$TMP/fresh" | sort | uniq -c | sed 's/^/    /'
 fi
 finish
