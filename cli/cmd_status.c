@@ -130,28 +130,6 @@ verify_token_signature(const char *token, const struct agentid_keyset *keys, jso
 	return r;
 }
 
-/*
- * The token's own validity window: 0, or AGENTID_EREJECTED with err saying
- * expired or not_yet_valid.  A token without exp is left to its status list;
- * a non-integer exp or nbf is a bad claim.
- */
-static int
-check_token_time(const json_t *claims, time_t now, long leeway, struct agentid_error *err)
-{
-	const json_t *exp = json_object_get(claims, "exp"), *nbf = json_object_get(claims, "nbf");
-
-	if ((exp != NULL && !json_is_integer(exp)) || (nbf != NULL && !json_is_integer(nbf)))
-		return agentid_error_set(err, AGENTID_R_BAD_CLAIM, "exp and nbf must be integers");
-	/* RFC 7519 section 4.1.4: not accepted on or after exp. */
-	if (exp != NULL && json_integer_value(exp) <= (long long)now - leeway)
-		return agentid_error_set(err, AGENTID_R_EXPIRED, "token expired at %lld",
-		    (long long)json_integer_value(exp));
-	if (nbf != NULL && json_integer_value(nbf) > (long long)now + leeway)
-		return agentid_error_set(err, AGENTID_R_NOT_YET_VALID, "token is valid from %lld",
-		    (long long)json_integer_value(nbf));
-	return 0;
-}
-
 static void
 print_result(
     int json, const char *status, const char *uri, long long idx, const struct agentid_error *err)
@@ -262,7 +240,7 @@ status_check(int argc, char **argv)
 		print_result(json, "invalid", NULL, -1, &err);
 		goto out;
 	}
-	if (check_token_time(claims, now, cfg.leeway, &err) != 0) {
+	if (agentid_claims_check_lifetime(claims, now, cfg.leeway, &err) != 0) {
 		what = "invalid";
 		if (err.reason == AGENTID_R_EXPIRED)
 			what = "expired";

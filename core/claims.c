@@ -127,29 +127,49 @@ claim_time(const json_t *claims, const char *name, int round_up, int64_t *out, i
 	return 0;
 }
 
+/*
+ * exp, nbf and iat of claims against now with leeway, parsed into *exp,
+ * *nbf and *iat; without exp the token is refused when require_exp is set
+ * and otherwise only nbf and iat are judged.
+ */
+static int
+check_lifetime(const json_t *claims, int64_t now, int64_t leeway, int require_exp, int64_t *exp,
+    int64_t *nbf, int64_t *iat, struct agentid_error *err)
+{
+	int has_exp, has_nbf, has_iat, r;
+
+	if ((r = claim_time(claims, "exp", 0, exp, &has_exp, err)) != 0
+	    || (r = claim_time(claims, "nbf", 1, nbf, &has_nbf, err)) != 0
+	    || (r = claim_time(claims, "iat", 1, iat, &has_iat, err)) != 0)
+		return r;
+	if (!has_exp && require_exp)
+		return agentid_error_set(err, AGENTID_R_MISSING_CLAIM, "exp is missing");
+	/* RFC 7519 section 4.1.4: not accepted on or after exp. */
+	if (has_exp && now >= *exp + leeway)
+		return agentid_error_set(
+		    err, AGENTID_R_EXPIRED, "token expired %lld s ago", (long long)(now - *exp));
+	if (has_nbf && *nbf > now + leeway)
+		return agentid_error_set(err, AGENTID_R_NOT_YET_VALID,
+		    "token is valid only in %lld s", (long long)(*nbf - now));
+	if (has_iat && *iat > now + leeway)
+		return agentid_error_set(err, AGENTID_R_IAT_IN_FUTURE,
+		    "token was issued %lld s in the future", (long long)(*iat - now));
+	return 0;
+}
+
 int
 agentid_claims_check_time(struct agentid_vctx *c, struct agentid_error *err)
 {
-	int64_t leeway = c->v->leeway;
-	int has_exp, has_nbf, has_iat, r;
+	return check_lifetime(c->claims, c->now, c->v->leeway, 1, &c->exp, &c->nbf, &c->iat, err);
+}
 
-	if ((r = claim_time(c->claims, "exp", 0, &c->exp, &has_exp, err)) != 0
-	    || (r = claim_time(c->claims, "nbf", 1, &c->nbf, &has_nbf, err)) != 0
-	    || (r = claim_time(c->claims, "iat", 1, &c->iat, &has_iat, err)) != 0)
-		return r;
-	if (!has_exp)
-		return agentid_error_set(err, AGENTID_R_MISSING_CLAIM, "exp is missing");
-	/* RFC 7519 section 4.1.4: not accepted on or after exp. */
-	if (c->now >= c->exp + leeway)
-		return agentid_error_set(err, AGENTID_R_EXPIRED, "token expired %lld s ago",
-		    (long long)(c->now - c->exp));
-	if (has_nbf && c->nbf > c->now + leeway)
-		return agentid_error_set(err, AGENTID_R_NOT_YET_VALID,
-		    "token is valid only in %lld s", (long long)(c->nbf - c->now));
-	if (has_iat && c->iat > c->now + leeway)
-		return agentid_error_set(err, AGENTID_R_IAT_IN_FUTURE,
-		    "token was issued %lld s in the future", (long long)(c->iat - c->now));
-	return 0;
+AGENTID_EXPORT int
+agentid_claims_check_lifetime(
+    const json_t *claims, time_t now, long leeway, struct agentid_error *err)
+{
+	int64_t exp, nbf, iat;
+
+	return check_lifetime(claims, (int64_t)now, leeway, 0, &exp, &nbf, &iat, err);
 }
 
 int

@@ -184,6 +184,15 @@ int agentid_verify_with_trust(const struct agentid_verifier *v, const struct age
 int agentid_verify_ex(const struct agentid_verifier *v, const struct agentid_trust *trust,
     const char *token, size_t len, time_t now, struct agentid_token **out,
     struct agentid_token **refused, struct agentid_error *err);
+/*
+ * The lifetime rules agentid_verify applies, alone, for a caller that has
+ * the claims of a token whose signature it checked itself: exp (when
+ * present: a missing exp is not an error here), nbf and iat against now
+ * with leeway seconds.  0, or AGENTID_EREJECTED with reason EXPIRED,
+ * NOT_YET_VALID, IAT_IN_FUTURE or BAD_CLAIM (not a NumericDate).
+ */
+int agentid_claims_check_lifetime(
+    const json_t *claims, time_t now, long leeway, struct agentid_error *err);
 
 /* ---- verified tokens ---- */
 

@@ -1053,6 +1053,39 @@ test_refused(void)
 
 /* ---- sizes ---- */
 
+/* lifetime CLAIMS_JSON: the reason code agentid_claims_check_lifetime gives at NOW, leeway 30. */
+static const char *
+lifetime(const char *claims_json)
+{
+	static char code[64];
+	struct agentid_error err;
+	json_t *claims = json_loads(claims_json, 0, NULL);
+	int r;
+
+	CU_ASSERT_FATAL(claims != NULL);
+	r = agentid_claims_check_lifetime(claims, NOW, 30, &err);
+	json_decref(claims);
+	snprintf(code, sizeof(code), "%s", r == 0 ? "ok" : agentid_reason_code(err.reason));
+	return code;
+}
+
+static void
+test_lifetime(void)
+{
+	/* The verifier's rules, with exp optional. */
+	CU_ASSERT_STRING_EQUAL(lifetime("{}"), "ok");
+	CU_ASSERT_STRING_EQUAL(lifetime("{\"exp\": 1700000100}"), "ok");
+	CU_ASSERT_STRING_EQUAL(lifetime("{\"exp\": 1700000100.5}"), "ok");
+	CU_ASSERT_STRING_EQUAL(lifetime("{\"exp\": 1699999971}"), "ok");
+	CU_ASSERT_STRING_EQUAL(lifetime("{\"exp\": 1699999970}"), "expired");
+	CU_ASSERT_STRING_EQUAL(lifetime("{\"exp\": \"1700000100\"}"), "bad_claim");
+	CU_ASSERT_STRING_EQUAL(lifetime("{\"exp\": 1e300}"), "bad_claim");
+	CU_ASSERT_STRING_EQUAL(lifetime("{\"nbf\": 1700000030}"), "ok");
+	CU_ASSERT_STRING_EQUAL(lifetime("{\"nbf\": 1700000031}"), "not_yet_valid");
+	CU_ASSERT_STRING_EQUAL(lifetime("{\"iat\": 1700000031}"), "iat_in_future");
+	CU_ASSERT_STRING_EQUAL(lifetime("{\"exp\": 1600000000, \"nbf\": 1800000000}"), "expired");
+}
+
 static void
 test_sizes(void)
 {
@@ -1482,6 +1515,7 @@ main(void)
 		{ "scopes", test_scopes },
 		{ "claim_values", test_claim_values },
 		{ "refused", test_refused },
+		{ "lifetime", test_lifetime },
 		{ "sizes", test_sizes },
 		{ "with_trust", test_with_trust },
 		{ "config", test_config },
