@@ -606,6 +606,7 @@ ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
          */
         fetch = 1;
         ctx->generation = NGX_HTTP_AGENTID_STATUS_LOCAL;
+        ctx->fetched = now;
 
         if (slot->lease <= now) {
             slot->lease = now + NGX_HTTP_AGENTID_STATUS_LEASE;
@@ -641,17 +642,12 @@ ngx_http_agentid_status_schedule(ngx_http_agentid_fetch_t *fz,
     ctx->now = now;
     agentid_error_clear(&ctx->err);
 
-    if (fetch && !publish) {
-        ctx->fetched = now;
-    }
-
     task->handler = ngx_http_agentid_status_thread;
     task->event.handler = ngx_http_agentid_status_done;
     task->event.data = ctx;
     task->event.log = log;
 
     if (starting) {
-        src->busy = 1;
         ngx_http_agentid_status_thread(ctx, log);
         ngx_http_agentid_status_done(&task->event);
         return;
