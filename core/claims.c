@@ -288,21 +288,28 @@ detail_append(char *buf, size_t bufsz, const char *s)
 }
 
 int
-agentid_claims_check_scopes(struct agentid_vctx *c, struct agentid_error *err)
+agentid_claims_parse_scopes(struct agentid_vctx *c, struct agentid_error *err)
 {
-	const struct agentid_strv *req = &c->v->required_scopes;
-	char names[AGENTID_ERROR_DETAIL_MAX - 32];
 	const char *s;
-	size_t len, i;
+	size_t len;
 	int r;
 
 	if ((r = agentid_claim_string(c->claims, "scope", &s, &len, err)) != 0)
 		return r;
 	if (s != NULL)
-		r = agentid_scopes_parse(s, len, &c->scopes, err);
-	else
-		r = agentid_scopes_new(&c->scopes);
-	if (r != 0)
+		return agentid_scopes_parse(s, len, &c->scopes, err);
+	return agentid_scopes_new(&c->scopes);
+}
+
+int
+agentid_claims_check_scopes(struct agentid_vctx *c, struct agentid_error *err)
+{
+	const struct agentid_strv *req = &c->v->required_scopes;
+	char names[AGENTID_ERROR_DETAIL_MAX - 32];
+	size_t i;
+	int r;
+
+	if ((r = agentid_claims_parse_scopes(c, err)) != 0)
 		return r;
 	if (req->n == 0)
 		return 0;

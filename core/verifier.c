@@ -490,13 +490,8 @@ static int
 refused_scopes(struct agentid_vctx *c)
 {
 	struct agentid_error e;
-	const char *s = NULL;
-	size_t len = 0;
 
-	if (c->scopes != NULL)
-		return 0;
-	if (agentid_claim_string(c->claims, "scope", &s, &len, &e) == 0 && s != NULL
-	    && agentid_scopes_parse(s, len, &c->scopes, &e) == 0)
+	if (c->scopes != NULL || agentid_claims_parse_scopes(c, &e) == 0)
 		return 0;
 	return agentid_scopes_new(&c->scopes);
 }

@@ -94,6 +94,8 @@ int agentid_claims_check_iss(struct agentid_vctx *c, struct agentid_error *err);
 int agentid_claims_check_aud(struct agentid_vctx *c, struct agentid_error *err);
 int agentid_claims_check_typ(struct agentid_vctx *c, struct agentid_error *err);
 int agentid_claims_check_required(struct agentid_vctx *c, struct agentid_error *err);
+/* Sets c->scopes from the scope claim (an empty set without one). */
+int agentid_claims_parse_scopes(struct agentid_vctx *c, struct agentid_error *err);
 int agentid_claims_check_scopes(struct agentid_vctx *c, struct agentid_error *err);
 int agentid_claims_check_values(struct agentid_vctx *c, struct agentid_error *err);
 
