@@ -131,6 +131,11 @@ ngx_start() {
 	wait_until 50 test -s "$1/nginx.pid"
 	MASTER=$(cat "$1/nginx.pid")
 }
+# ngx_stop: stops the nginx of the last ngx_start and waits (at most 5 s) for its master to go.
+ngx_stop() {
+	kill "$MASTER" 2>/dev/null
+	wait_until 50 sh -c "! kill -0 $MASTER 2>/dev/null"
+}
 ngx_start "$NGX" nginx
 
 code() { # code PATH [TOKEN]
@@ -254,9 +259,7 @@ assert_eq "$c" 200 "after the faults the module picks up a new key without reloa
 # same port, and made to answer 500, garbage, a list signed by an unknown
 # key and a list of another URI; the last good list must stay in use in every
 # worker until it is older than agentid_status_list_max_age.
-kill "$MASTER" 2>/dev/null
-i=0
-while kill -0 "$MASTER" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+ngx_stop
 ks_stop
 
 SWORKERS=4
@@ -468,8 +471,7 @@ fi
 # first request: right after a fresh start, whichever worker answers, a valid entry is allowed
 # and a revoked one refused; never status_unavailable while the first fetch is pending.
 # Several starts, because the workers race for the zone's lease.
-kill "$MASTER" 2>/dev/null
-wait_until 50 sh -c "! kill -0 $MASTER 2>/dev/null"
+ngx_stop
 NGX3=$TMP/ngx3
 mkdir -p "$NGX3/logs" "$NGX3/tmp"
 sed -e "s|$NGX2|$NGX3|g" \
@@ -485,8 +487,7 @@ while [ $n -lt "$STARTS" ]; do
 		echo "$(sreq /closed/ "$TOK_VAL" | awk '{ print $1, $3 }') want 200 -" >>"$TMP/fresh"
 		echo "$(sreq /closed/ "$TOK_REV" | awk '{ print $1, $3 }') want 401 revoked" >>"$TMP/fresh"
 	done
-	kill "$MASTER" 2>/dev/null
-	wait_until 50 sh -c "! kill -0 $MASTER 2>/dev/null"
+	ngx_stop
 	n=$((n + 1))
 done
 bad=$(awk '$1 " " $2 != $4 " " $5' "$TMP/fresh" | wc -l | tr -d ' ')
