@@ -199,9 +199,9 @@ OTHERK=$TMP/other.pem
 "$AGENTID" keygen --alg ES256 --out "$OTHERK" >/dev/null 2>&1
 "$AGENTID" bundle --trust-domain example.org --use jwt-svid "$ISSK" >"$TMP/issuer.json" 2>/dev/null
 URI=https://issuer.example.org/statuslists/1
-tok() {
+tok() { # tok IDX [MEMBERS]: a token of entry IDX, with the JSON members MEMBERS ("a":1,...) too
 	"$AGENTID" dev sign --key "$ISSK" --typ at+jwt --claim sub=spiffe://example.org/a \
-		--claims-json "{\"status\":{\"status_list\":{\"idx\":$1,\"uri\":\"$URI\"}}}" 2>/dev/null
+		--claims-json "{${2:+$2,}\"status\":{\"status_list\":{\"idx\":$1,\"uri\":\"$URI\"}}}" 2>/dev/null
 }
 TOK3=$(tok 3)
 TOK5=$(tok 5)
@@ -234,13 +234,11 @@ BADTOK=$("$AGENTID" dev sign --key "$OTHERK" --claims-json "{\"status\":{\"statu
 assert_exit 1 "$AGENTID" status-list check --bundle "$TMP/issuer.json" --list "$LIST" "$BADTOK"
 # The token's own window comes first: expired or not yet valid, whatever the list says.
 NOW=$(date +%s)
-OLDTOK=$("$AGENTID" dev sign --key "$ISSK" --claims-json \
-	"{\"exp\":$((NOW - 3600)),\"status\":{\"status_list\":{\"idx\":3,\"uri\":\"$URI\"}}}" 2>/dev/null)
+OLDTOK=$(tok 3 "\"exp\":$((NOW - 3600))")
 assert_exit 1 "$AGENTID" status-list check --bundle "$TMP/issuer.json" --list "$LIST" "$OLDTOK"
 assert_grep '^expired' "$OUT" "an expired token is reported expired"
 assert_grep 'expired' "$ERR" "with the reason"
-EARLYTOK=$("$AGENTID" dev sign --key "$ISSK" --claims-json \
-	"{\"nbf\":$((NOW + 3600)),\"status\":{\"status_list\":{\"idx\":3,\"uri\":\"$URI\"}}}" 2>/dev/null)
+EARLYTOK=$(tok 3 "\"nbf\":$((NOW + 3600))")
 assert_exit 1 "$AGENTID" status-list check --bundle "$TMP/issuer.json" --list "$LIST" --json "$EARLYTOK"
 assert_grep '"status": "not_yet_valid"' "$OUT" "a token before its nbf is not yet valid"
 
